@@ -99,7 +99,7 @@ readme: install-dev
 # Quarto present: nbdev_docs. Otherwise a static preview in _docs/ (.ci/build_docs.py; --keep-going there
 # renders a notebook that nbdev cannot process from its stored outputs).
 docs: install-dev
-	$(PY) .ci/build_docs.py
+	$(PY) .ci/build_docs.py --keep-going
 
 lab: install-dev
 	$(BIN)/jupyter lab nbs/

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_api.ipynb #fa307341
+# %% ../nbs/99_api.ipynb #92772477
 from .testing import check_operator
 from .fmm1 import fmm1_compress, fmm1_matvec, FMM1
 from .fmm import FMMMatrix

@@ -55,7 +55,7 @@ $(VENV)/.installed-browser: | $(PY)
 install-dev: $(STAMP) $(VENV)/.installed-browser
 
 run: install
-	$(BIN)/lufmm demo
+	$(BIN)/lufmm reproduce --preset quick --out results
 
 # ---------------------------------------------------------------------------------- tests
 # The library must be what nbdev_export makes of the notebooks (checked in a scratch copy).

@@ -16,3 +16,4 @@ from . import operators
 from .lunet import LUNet, MatVecOperator
 from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS
 from .solve import lu_solve, triangular_solve, dense_block_solve, SingularBlockError
+from .metrics import evaluate_lu, format_metrics, metrics_table, error_heatmap

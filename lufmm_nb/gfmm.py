@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['BRIDGE_PATTERNS', 'bridge_offsets', 'gfmm_reference_dense', 'GFMMBlock', 'gfmm_from_fmm']
 
-# %% ../nbs/03_gfmm.ipynb #79e01793
+# %% ../nbs/03_gfmm.ipynb #59bfdec3
 import math
 import torch
 from torch import nn
 
-# %% ../nbs/03_gfmm.ipynb #f3c4da06
+# %% ../nbs/03_gfmm.ipynb #9623cd74
 BRIDGE_PATTERNS = {
     'none': (), 'diagonal': (0,), 'tridiagonal': (-1, 0, 1), 'pentadiagonal': (-2, -1, 0, 1, 2),
     'lower-bidiagonal': (-1, 0), 'upper-bidiagonal': (0, 1), 'strictly-lower': (-1,), 'strictly-upper': (1,),
@@ -32,7 +32,7 @@ def bridge_offsets(pattern, # a name from `BRIDGE_PATTERNS` or a sequence of int
         raise TypeError(f"{where}: bridge offsets must be ints, got {items!r}")
     return tuple(sorted(set(items)))
 
-# %% ../nbs/03_gfmm.ipynb #a06d0edc
+# %% ../nbs/03_gfmm.ipynb #fb688758
 def gfmm_reference_dense(block, # a `GFMMBlock`
                         )->torch.Tensor: # (N, N)
     "Dense matrix of a GFMM-block by explicit loops over nodes and paths (slow reference, small N only)."
@@ -54,7 +54,7 @@ def gfmm_reference_dense(block, # a `GFMMBlock`
             if block.bridge_mask[o, n]: A += Dec[n] @ bw[o, n] @ Enc[m]
     return A
 
-# %% ../nbs/03_gfmm.ipynb #bf8d0b49
+# %% ../nbs/03_gfmm.ipynb #82de7539
 def _check_sizes(n_blocks, block_size, where):
     for name, v in (('n_blocks', n_blocks), ('block_size', block_size)):
         if isinstance(v, bool) or not isinstance(v, int):
@@ -67,7 +67,7 @@ def _check_dtype(dtype, where):
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point and not dtype.is_complex):
         raise TypeError(f"{where}: dtype must be a real floating torch dtype (torch.float32 or torch.float64), got {dtype}")
 
-# %% ../nbs/03_gfmm.ipynb #53511690
+# %% ../nbs/03_gfmm.ipynb #54541571
 class GFMMBlock(nn.Module):
     "A learnable FMM skeleton (SPEC 4): encoder tree, banded bridges at every level, decoder tree."
     def __init__(self,
@@ -84,6 +84,8 @@ class GFMMBlock(nn.Module):
         super().__init__()
         where = 'GFMMBlock'
         _check_sizes(n_blocks, block_size, where); _check_dtype(dtype, where)
+        if not (isinstance(init_scale, (int, float)) and math.isfinite(init_scale) and init_scale >= 0):
+            raise ValueError(f"{where}: init_scale must be a finite number >= 0, got {init_scale}")
         M, P = n_blocks, block_size
         K = M.bit_length() - 1
         self.n_blocks, self.block_size, self.n_levels, self.N = M, P, K, M * P
@@ -224,7 +226,7 @@ class GFMMBlock(nn.Module):
         return (f"GFMMBlock(N={self.N}, M={self.n_blocks}, P={self.block_size}, bridge={b}{flags}, "
                 f"params={self.num_params:,}, {str(self.dtype).replace('torch.', '')})")
 
-# %% ../nbs/03_gfmm.ipynb #8d6dea2f
+# %% ../nbs/03_gfmm.ipynb #23cc4f8b
 def _pad_into(dst, src):
     "Copy `src` (..., a, b) into the top-left corner of zeroed `dst` (..., P, P)."
     dst.zero_(); dst[..., :src.shape[-2], :src.shape[-1]] = src
@@ -234,6 +236,8 @@ def gfmm_from_fmm(fmm, # a hand-constructed `FMMMatrix` (see `lufmm_nb.fmm`)
                   **kwargs,      # passed on to `GFMMBlock` (for example `root_bridge=True`)
                  )->GFMMBlock:
     "A tridiagonal `GFMMBlock` whose weights reproduce the mat-vec of `fmm`."
+    if not all(hasattr(fmm, a) for a in ('n_levels', 'leaf_size', 'ranks', 'D', 'U', 'V', 'R', 'W', 'B')):
+        raise TypeError(f"gfmm_from_fmm: expected an FMMMatrix, got {type(fmm).__name__}")
     K, P = fmm.n_levels, fmm.leaf_size
     if max(fmm.ranks[:-1], default=0) > P:
         raise ValueError(f"gfmm_from_fmm: interior ranks {fmm.ranks[:-1]} must not exceed the leaf size {P}")

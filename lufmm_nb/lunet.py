@@ -24,6 +24,10 @@ class MatVecOperator:
                  dtype=torch.float64,      # dtype of the products handed back
                  device=None,              # device of the products handed back
                 ):
+        if not (isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.float64)):
+            raise TypeError(f"MatVecOperator: dtype must be torch.float32 or torch.float64, got {dtype}")
+        if rmatvec is not None and not callable(rmatvec):
+            raise TypeError(f"MatVecOperator: rmatvec must be callable, got {type(rmatvec).__name__}")
         self.dtype, self.device = dtype, torch.device(device or 'cpu')
         self._rm = rmatvec
         if isinstance(A, MatVecOperator): A = A.A
@@ -31,12 +35,13 @@ class MatVecOperator:
         if isinstance(A, torch.Tensor):
             if A.dim() != 2 or A.shape[0] != A.shape[1]:
                 raise ValueError(f"MatVecOperator: expected a square matrix (N, N), got shape {tuple(A.shape)}")
-            if not (A.dtype.is_floating_point or A.dtype.is_complex) and A.dtype != torch.bool: pass
+            if A.is_complex(): raise TypeError(f"MatVecOperator: expected a real matrix, got {A.dtype}")
             self.kind, self._T = 'tensor', A.to(dtype=dtype, device=self.device)
             self._check_finite(self._T)
         elif isinstance(A, np.ndarray):
             if A.ndim != 2 or A.shape[0] != A.shape[1]:
                 raise ValueError(f"MatVecOperator: expected a square matrix (N, N), got shape {A.shape}")
+            if np.iscomplexobj(A): raise TypeError(f"MatVecOperator: expected a real matrix, got numpy {A.dtype}")
             self.kind, self._T = 'tensor', torch.as_tensor(np.asarray(A, dtype=np.float64)).to(dtype=dtype, device=self.device)
             self._check_finite(self._T)
         elif sp.issparse(A):
@@ -49,9 +54,13 @@ class MatVecOperator:
         elif callable(A):
             if n is None: n = getattr(A, 'shape', (None,))[0]
             if n is None: raise ValueError("MatVecOperator: a callable A needs its size: pass n=N")
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"MatVecOperator: expected n a positive int, got {n}")
             self.kind = 'callable'
         else: raise TypeError("MatVecOperator: expected a torch tensor, NumPy array, scipy sparse matrix, LinearOperator "
                               f"or callable, got {type(A).__name__}")
+        if self.kind != 'callable' and n is not None and n != A.shape[0]:
+            raise ValueError(f"MatVecOperator: n={n} contradicts the shape {tuple(A.shape)} of A")
         self.N = int(n) if self.kind == 'callable' else int(A.shape[0])
         self.shape = (self.N, self.N)
 
@@ -66,8 +75,9 @@ class MatVecOperator:
 
     def _out(self, Y, k, what):
         Y = torch.as_tensor(Y) if not isinstance(Y, torch.Tensor) else Y
-        Y = Y.reshape(self.N, k).to(dtype=self.dtype, device=self.device)
-        return Y
+        if tuple(Y.shape) != (self.N, k) and not (k == 1 and tuple(Y.shape) == (self.N,)):
+            raise ValueError(f"MatVecOperator: {what} returned shape {tuple(Y.shape)}, expected {(self.N, k)}")
+        return Y.reshape(self.N, k).to(dtype=self.dtype, device=self.device)
 
     def _apply(self, X, transpose):
         if X.dim() != 2 or X.shape[0] != self.N:
@@ -81,7 +91,8 @@ class MatVecOperator:
             f = self._rm if transpose else self.A
             if f is None: raise ValueError("MatVecOperator: products with A^T need `rmatvec` when A is a callable")
             Y = f(X.to(self.dtype).to(self.device))
-        return self._out(Y, k, 'rmatmat' if transpose else 'matmat')
+        return self._out(Y, k, ('rmatvec' if self.kind == 'callable' else 'rmatmat') if transpose else
+                               ('the callable' if self.kind == 'callable' else 'matmat'))
 
     def matmat(self, X:torch.Tensor)->torch.Tensor:
         "`A @ X` for X of shape (N, k)."
@@ -152,6 +163,7 @@ class LUNet(nn.Module):
                 transpose:bool=False,  # compute `U^T L^T x` instead of `L U x`
                )->torch.Tensor:
         "`L U x` (or `(L U)^T x`) for every row-vector `x`."
+        self.U._check_input(x, 'LUNet.forward')
         if transpose: return self.U(self.L(x, transpose=True), transpose=True)
         return self.L(self.U(x))
 
@@ -205,12 +217,16 @@ def _load(cls, path,                  # a file written by `LUNet.save`
     if not isinstance(ck, dict) or ck.get('format') != _FORMAT:
         got = ck.get('format') if isinstance(ck, dict) else type(ck).__name__
         raise ValueError(f"LUNet.load: {path} is not a LUNet checkpoint: expected format {_FORMAT!r}, got {got!r}")
+    if not isinstance(ck.get('config'), dict) or 'state_dict' not in ck:
+        raise ValueError(f"LUNet.load: {path} is not a LUNet checkpoint: it lacks 'config' or 'state_dict'")
     cfg = dict(ck['config'])
     for k, v in (expect_config or {}).items():
         if cfg.get(k) != v:
             raise ValueError(f"LUNet.load: configuration mismatch for {k!r}: expected {v!r}, checkpoint has {cfg.get(k)!r}")
-    net = cls(cfg['n_blocks'], cfg['block_size'], dtype=getattr(torch, cfg['dtype']), device=map_location,
-              init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'], toeplitz=cfg['toeplitz'])
+    try: net = cls(cfg['n_blocks'], cfg['block_size'], dtype=getattr(torch, cfg['dtype']), device=map_location,
+                   init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'], toeplitz=cfg['toeplitz'])
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"LUNet.load: {path} holds an invalid configuration {cfg}: {e}") from None
     try: net.load_state_dict(ck['state_dict'])
     except RuntimeError as e: raise ValueError(f"LUNet.load: weights in {path} do not fit the stored configuration: {e}") from None
     net.training_state = ck.get('training_state')

@@ -77,6 +77,8 @@ def _factor_diag(D):
 
 def _check_cond(cond, P, dtype, max_cond, where, what):
     "Raise `SingularBlockError` naming the first diagonal block whose condition number exceeds `max_cond`."
+    if max_cond is not None and not (isinstance(max_cond, (int, float)) and not isinstance(max_cond, bool) and max_cond > 0):
+        raise ValueError(f"{where}: expected max_cond a positive number or None, got {max_cond!r}")
     tol = 1 / torch.finfo(dtype).eps if max_cond is None else float(max_cond)
     bad = (~(cond <= tol)).nonzero().flatten().tolist()
     if not bad: return

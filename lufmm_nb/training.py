@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['PRESETS', 'stage_influence', 'warm_start_stage', 'warm_start_all', 'TrainingDiverged', 'TrainHistory', 'fit_lu']
 
-# %% ../nbs/07_training.ipynb #8aa13ce3
+# %% ../nbs/07_training.ipynb #83f90025
 import math, time, copy
 from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
 
-# %% ../nbs/07_training.ipynb #0fd5f709
+# %% ../nbs/07_training.ipynb #532f8e53
 def _unit_rows(m, P, N, dtype, device):
     E = torch.zeros(P, N, dtype=dtype, device=device)
     E[torch.arange(P), m * P + torch.arange(P)] = 1
@@ -42,7 +42,7 @@ def stage_influence(net, m, transpose_loss=True):
     return [torch.zeros(p.shape[:-2], dtype=torch.bool, device=p.device) if gr is None else gr.abs().amax((-1, -2)) > 0
             for p, gr in zip(_edge_tensors(r), grads)]
 
-# %% ../nbs/07_training.ipynb #7347f44a
+# %% ../nbs/07_training.ipynb #0dfb4829
 def _near(blk, m, d):
     "(offset index, heap node) of the near-field block (m, m+d) of a triangular block, or None if absent."
     if d not in blk.offsets: return None
@@ -91,7 +91,7 @@ def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True, rounds=1):
                 Rc = Ac - net(E(m)).T                                      # (N, P) residual of block column m
                 L.bridge[k] += _lstsq(Umm.T, Rc[sl(m + 1)].T).T
 
-# %% ../nbs/07_training.ipynb #1b04c52f
+# %% ../nbs/07_training.ipynb #8cbdeeab
 def warm_start_all(net, Aop, transpose_loss=True):
     "Run the least-squares warm start of every stage in order (an initialisation for end-to-end training)."
     P, N, M = net.block_size, net.N, net.n_blocks
@@ -105,7 +105,7 @@ def warm_start_all(net, Aop, transpose_loss=True):
         frozen = [f | i for f, i in zip(fr, infl)]
     return net
 
-# %% ../nbs/07_training.ipynb #26aea24d
+# %% ../nbs/07_training.ipynb #1162b060
 def _grad_masks(params, masks):
     "Register hooks that zero the gradient of inactive edges; returns the hook handles."
     return [p.register_hook(lambda g, mk=mk: g * mk[(...,) + (None,) * 2].to(g.dtype)) for p, mk in zip(params, masks)]
@@ -133,7 +133,7 @@ class _Stopper:
     def state(self): return dict(hist=list(self.hist), bad=self.bad)
     def load(self, d): self.hist, self.bad = list(d['hist']), d['bad']; return self
 
-# %% ../nbs/07_training.ipynb #1553ba4b
+# %% ../nbs/07_training.ipynb #fbc15ac8
 PRESETS = {
     'seed':  dict(optimizer='adam', lr=1e-2, lr_drop=1e-3, lr_drop_step=5000, betas=(0.999, 0.999),
                   max_steps_per_block=50_000, window=1000, rel_tol=1e-3, patience=2,
@@ -143,10 +143,10 @@ PRESETS = {
                   polish_steps=0, normalize=True, loss_floor=1e-24),
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
-                  polish_steps=100, normalize=True, loss_floor=1e-28),
+                  polish_steps=5000, normalize=True, loss_floor=1e-28),
 }
 
-# %% ../nbs/07_training.ipynb #6b2903a2
+# %% ../nbs/07_training.ipynb #166e41d4
 class TrainingDiverged(FloatingPointError):
     "Raised when the loss or the weights become NaN/Inf; `.net` holds the last good state, `.history` the record."
     def __init__(self, msg, net=None, history=None): super().__init__(msg); self.net, self.history = net, history
@@ -168,7 +168,7 @@ class TrainHistory:
     def __len__(self): return len(self.loss)
     def __repr__(self): return f"TrainHistory({len(self)} steps, {len(set(self.block))} blocks, last loss {self.loss[-1] if self.loss else float('nan'):.3e}, {self.stopped or 'running'})"
 
-# %% ../nbs/07_training.ipynb #47272393
+# %% ../nbs/07_training.ipynb #1336bce3
 class _Scaled:
     "Products with `A / scale`."
     def __init__(self, op, scale): self.op, self.s, self.N = op, scale, op.N
@@ -193,7 +193,7 @@ def _probe_set(Aop, kind, N, k, dtype, device, seed, transpose_loss):
     YT = Aop.rmatmat(X.T).T if transpose_loss else None
     return X, Y, YT
 
-# %% ../nbs/07_training.ipynb #ee12e8d2
+# %% ../nbs/07_training.ipynb #df97b3da
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
            block_size:int=32,        # leaf block size `P`
            n_blocks:int=None,        # number of leaf blocks (default N // block_size; a power of two)
@@ -219,6 +219,16 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     "Learn `L U ~ A` with a `LUNet`; returns `(net, history)`."
     where = 'fit_lu'
     if preset not in PRESETS: raise ValueError(f"{where}: preset must be one of {list(PRESETS)}, got {preset!r}")
+    known = set().union(*PRESETS.values()) | {'lr', 'lr_drop', 'lr_drop_step', 'betas', 'lbfgs_iter', 'history_size'}
+    bad = sorted(set(overrides) - known)
+    if bad: raise TypeError(f"{where}: unknown preset entries {bad}; expected one of {sorted(known)}")
+    for name, v in (('max_steps', max_steps), ('time_limit', time_limit)):
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
+            raise ValueError(f"{where}: expected {name} a number >= 0 or None, got {v}")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ValueError(f"{where}: expected checkpoint_every a positive int, got {checkpoint_every}")
+    if not (probes is None or probes == 'identity' or (isinstance(probes, int) and not isinstance(probes, bool) and probes > 0)):
+        raise ValueError(f"{where}: probes must be None, 'identity' or a positive int, got {probes!r}")
     cfg = {**PRESETS[preset], **overrides}
     if optimizer is not None:
         if optimizer not in ('adam', 'lbfgs'): raise ValueError(f"{where}: optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
@@ -227,7 +237,9 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                                                else {'lbfgs_iter': 20, 'history_size': 50}))
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"{where}: dtype must be torch.float32 or torch.float64, got {dtype}")
-    Aop = MatVecOperator(A, n=n, rmatvec=rmatvec, dtype=dtype, device=device)
+    try: Aop = MatVecOperator(A, n=n, rmatvec=rmatvec, dtype=dtype, device=device)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{where}: {str(e).split(': ', 1)[-1]}") from None
     N = Aop.N
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")
@@ -302,7 +314,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                 loss = opt.step(closure)
                 if cfg['optimizer'] == 'lbfgs':
                     with torch.no_grad(): loss = loss_fn()
-                loss = float(loss)
+                loss = float(loss.detach())
                 if not math.isfinite(loss) or not _finite_state(net):
                     with torch.no_grad():
                         for p, g in zip(params, good): p.copy_(g)
@@ -337,7 +349,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             if not (torch.isfinite(Ar).all() and (Ac is None or torch.isfinite(Ac).all())):
                 raise TrainingDiverged(f"fit_lu: products with A returned NaN or Inf for block {m}; training stopped "
                                        "with the weights of the last completed step", net, hist)
-            if st['stage_step'] == 0 and cfg.get('warm_start'):
+            if st['stage_step'] == 0 and cfg.get('warm_start') and not st.get('warm_done'):
                 good = [p.detach().clone() for p in params]
                 try: warm_start_stage(net, Ar, None if Ac is None else Ac.T, m, active, transpose_loss)
                 except (RuntimeError, ValueError): pass     # a failed solve leaves non-finite weights, handled below
@@ -346,6 +358,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                         for p, g in zip(params, good): p.copy_(g)
                     raise TrainingDiverged(f"fit_lu: the least-squares warm start of block {m} produced NaN or Inf; "
                                            "the last good weights were restored", net, hist)
+                st['warm_done'] = True
             def loss_fn():
                 loss = (net(E, transpose=True) - Ar).square().sum()
                 if transpose_loss: loss = loss + (net(E) - Ac).square().sum()
@@ -356,7 +369,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             ok = True if skip else run_phase(loss_fn, m, active, deadline, cfg['max_steps_per_block'], floor)
             if not ok: break
             st['frozen'] = [f | i for f, i in zip(st['frozen'], infl)]
-            st.update(m=m + 1, stage_step=0, opt=None, stopper=None)
+            st.update(m=m + 1, stage_step=0, opt=None, stopper=None, warm_done=False)
             save_ckpt()
         if ok: st.update(phase='polish' if cfg.get('polish_steps') else 'done')
     if ok and st['phase'] == 'e2e' and st['stage_step'] == 0 and cfg.get('warm_start') and Aop.has_transpose:

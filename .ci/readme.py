@@ -22,15 +22,23 @@ def _directives(src):
         else: body.append(line)
     return d, '\n'.join(body).strip('\n')
 
+IMG_DIR = root/'nbs'/'index_files'
+_images = {}   # file name -> PNG bytes, filled by render()
+
 def _outputs(outs):
-    "Plain-text rendering of a cell's outputs (images are not inlined in the README)."
+    "Markdown rendering of a cell's outputs; PNG figures become files in nbs/index_files/."
+    import base64
     parts = []
     for o in outs:
         if o.get('output_type') == 'stream': parts.append(''.join(o.get('text', '')))
         elif 'data' in o:
             data = o['data']
-            if 'text/markdown' in data: parts.append(('MD', ''.join(data['text/markdown'])))
-            elif 'text/plain' in data and 'image/png' not in data: parts.append(''.join(data['text/plain']))
+            if 'image/png' in data:
+                name = f'figure-{len(_images) + 1}.png'
+                _images[name] = base64.b64decode(''.join(data['image/png']))
+                parts.append(('MD', f'![](nbs/index_files/{name})'))
+            elif 'text/markdown' in data: parts.append(('MD', ''.join(data['text/markdown'])))
+            elif 'text/plain' in data: parts.append(''.join(data['text/plain']))
     res = []
     for p in parts:
         if isinstance(p, tuple): res.append(p[1].strip())
@@ -60,8 +68,15 @@ def render():
 if __name__ == '__main__':
     text = render()
     if '--check' in sys.argv:
-        if not readme.exists() or readme.read_text() != text:
-            sys.exit('check_readme: README.md is out of date with nbs/index.ipynb; run `make readme` and commit.')
+        stale = [n for n, b in _images.items() if not (IMG_DIR/n).exists() or (IMG_DIR/n).read_bytes() != b]
+        if not readme.exists() or readme.read_text() != text or stale:
+            sys.exit('check_readme: README.md (or its figures in nbs/index_files/) is out of date with nbs/index.ipynb; '
+                     'run `make readme` and commit.')
         print('check_readme: README.md matches nbs/index.ipynb')
     else:
-        readme.write_text(text); print(f'wrote {readme}')
+        readme.write_text(text)
+        if _images: IMG_DIR.mkdir(exist_ok=True)
+        for old in IMG_DIR.glob('figure-*.png') if IMG_DIR.exists() else []:
+            if old.name not in _images: old.unlink()
+        for n, b in _images.items(): (IMG_DIR/n).write_bytes(b)
+        print(f'wrote {readme} and {len(_images)} figure(s)')

@@ -35,7 +35,7 @@ def stage_influence(net, m, transpose_loss=True):
     P, N = net.block_size, net.N
     E = _unit_rows(m, P, N, net.dtype, net.device)
     g = torch.Generator().manual_seed(4321)
-    W = torch.rand(P, N, generator=g, dtype=net.dtype) + 0.5
+    W = (torch.rand(P, N, generator=g, dtype=net.dtype) + 0.5).to(net.device)
     out = (r(E, transpose=True) * W).sum()
     if transpose_loss: out = out + (r(E) * W).sum()
     grads = torch.autograd.grad(out, _edge_tensors(r), allow_unused=True)

@@ -29,9 +29,11 @@ def _randomize_like(net, seed=1234):
     for p in _edge_tensors(r): p.copy_(torch.rand(p.shape, generator=g, dtype=p.dtype) + 0.5)
     return r
 
-def stage_influence(net, m, transpose_loss=True):
+def stage_influence(net, m, transpose_loss=True,
+                    probe_net=None, # a `_randomize_like(net)` copy to reuse across stages (made here if None)
+                   ):
     "Boolean masks (one per edge tensor, over its edge index dims) of the edges that can change block row `m` (and column `m`) of `L U`."
-    r = _randomize_like(net)
+    r = _randomize_like(net) if probe_net is None else probe_net
     P, N = net.block_size, net.N
     E = _unit_rows(m, P, N, net.dtype, net.device)
     g = torch.Generator().manual_seed(4321)
@@ -95,9 +97,9 @@ def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True, rounds=1):
 def warm_start_all(net, Aop, transpose_loss=True):
     "Run the least-squares warm start of every stage in order (an initialisation for end-to-end training)."
     P, N, M = net.block_size, net.N, net.n_blocks
-    frozen = None
+    frozen, rnet = None, _randomize_like(net)
     for m in range(M):
-        infl = stage_influence(net, m, transpose_loss)
+        infl = stage_influence(net, m, transpose_loss, rnet)
         fr = [torch.zeros_like(i) for i in infl] if frozen is None else frozen
         Ar = Aop.block_rows(m, P)
         Ac = Aop.block_cols(m, P) if transpose_loss else None
@@ -337,11 +339,12 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         from fastprogress.fastprogress import progress_bar
         stages = range(st['m'], M) if st['phase'] == 'blockwise' else range(1)
         pbar = progress_bar(stages, total=len(stages))
-    ok = True
+    ok, rnet = True, None
     if st['phase'] == 'blockwise':
         it = pbar if pbar is not None else range(st['m'], M)
         for m in it:
-            infl = stage_influence(net, m, transpose_loss)
+            if rnet is None: rnet = _randomize_like(net)       # structure only: one random copy serves every stage
+            infl = stage_influence(net, m, transpose_loss, rnet)
             active = [i & ~f for i, f in zip(infl, st['frozen'])]
             E = _unit_rows(m, P, N, dtype, net.device)
             Ar = Sop.block_rows(m, P)

@@ -23,8 +23,10 @@ def _edge_tensors(net):
 
 @torch.no_grad()
 def _randomize_like(net, seed=1234):
-    "A copy of `net` with every live edge random: its gradients reveal structural dependencies."
-    r = copy.deepcopy(net)
+    "A structural twin of `net` (same tree and masks, 1 x 1 edges, float64, CPU) with every live edge random: its gradients reveal structural dependencies at a cost independent of the block size."
+    cfg = {**net.config, 'block_size': 1, 'dtype': torch.float64, 'device': 'cpu', 'init_scale': 0.1}
+    if isinstance(net, LUNet): r = LUNet(**cfg)
+    else: r = copy.deepcopy(net).cpu().double()
     g = torch.Generator().manual_seed(seed)
     for p in _edge_tensors(r): p.copy_(torch.rand(p.shape, generator=g, dtype=p.dtype) + 0.5)
     return r
@@ -34,15 +36,15 @@ def stage_influence(net, m, transpose_loss=True,
                    ):
     "Boolean masks (one per edge tensor, over its edge index dims) of the edges that can change block row `m` (and column `m`) of `L U`."
     r = _randomize_like(net) if probe_net is None else probe_net
-    P, N = net.block_size, net.N
-    E = _unit_rows(m, P, N, net.dtype, net.device)
+    P, N = r.block_size, r.N
+    E = _unit_rows(m, P, N, r.dtype, r.device)
     g = torch.Generator().manual_seed(4321)
-    W = (torch.rand(P, N, generator=g, dtype=net.dtype) + 0.5).to(net.device)
+    W = torch.rand(P, N, generator=g, dtype=r.dtype) + 0.5
     out = (r(E, transpose=True) * W).sum()
     if transpose_loss: out = out + (r(E) * W).sum()
     grads = torch.autograd.grad(out, _edge_tensors(r), allow_unused=True)
-    return [torch.zeros(p.shape[:-2], dtype=torch.bool, device=p.device) if gr is None else gr.abs().amax((-1, -2)) > 0
-            for p, gr in zip(_edge_tensors(r), grads)]
+    return [(torch.zeros(p.shape[:-2], dtype=torch.bool) if gr is None else gr.abs().amax((-1, -2)) > 0).to(q.device)
+            for p, q, gr in zip(_edge_tensors(r), _edge_tensors(net), grads)]
 
 # %% ../nbs/07_training.ipynb #0dfb4829
 def _near(blk, m, d):

@@ -142,11 +142,23 @@ class GFMMBlock(nn.Module):
             if not self.toeplitz: self.bridge.mul_(self.bridge_mask[..., None, None])
         return self
 
+    def _masked(self, name, make):
+        "Effective weight `make()`, cached outside autograd until the parameter is modified (its `_version` changes)."
+        p = getattr(self, name)
+        if torch.is_grad_enabled(): return make()
+        key = (p._version, p.data_ptr(), p.dtype, p.device)
+        cache = self.__dict__.setdefault('_edge_cache', {})
+        if name not in cache or cache[name][0] != key: cache[name] = (key, make())
+        return cache[name][1]
+
     def edges(self):
         "Effective `(enc, dec, bridge)` with masks applied: (n_nodes,P,P), (n_nodes,P,P), (n_offsets,n_nodes,P,P)."
-        em = self.edge_mask.to(self.enc.dtype)[:, None, None]
-        bw = self.bridge[:, self.node_level] if self.toeplitz else self.bridge
-        return self.enc * em, self.dec * em, bw * self.bridge_mask.to(bw.dtype)[..., None, None]
+        em = lambda: self.edge_mask.to(self.enc.dtype)[:, None, None]
+        def bridge():
+            bw = self.bridge[:, self.node_level] if self.toeplitz else self.bridge
+            return bw * self.bridge_mask.to(bw.dtype)[..., None, None]
+        return (self._masked('enc', lambda: self.enc * em()), self._masked('dec', lambda: self.dec * em()),
+                self._masked('bridge', bridge))
 
     @property
     def dtype(self): return self.enc.dtype

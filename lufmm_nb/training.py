@@ -58,42 +58,52 @@ def _lstsq(A, B):
     return torch.linalg.pinv(A) @ B
 
 @torch.no_grad()
-def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True, rounds=1):
-    "Set the free near-field blocks of stage `m` by small linear solves, in the order of block elimination; `Ar` is block row `m` of `A` (P, N), `Ac` block column `m` (N, P)."
+def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True):
+    "Set the free near-field blocks of stage `m` by small linear solves, in the order of block elimination; `Ar` is block row `m` of `A` (P, N), `Ac` block column `m` (N, P). Returns the stage loss afterwards (residuals are updated in closed form, not recomputed)."
     L, U, P, N, M = net.L, net.U, net.block_size, net.N, net.n_blocks
-    if L.toeplitz or U.toeplitz: return
+    if L.toeplitz or U.toeplitz: return None
     E = lambda j: _unit_rows(j, P, N, net.dtype, net.device)
     sl = lambda j: slice(j * P, (j + 1) * P)
     def live(blk, act, i, d):
         k = _near(blk, i, d)
         return k if k is not None and bool(act[k]) else None
-    row_res = lambda: Ar - net(E(m), transpose=True)                       # (P, N) residual of block row m
-    for _ in range(rounds):
-        # (a) L_{m,m-1}: in the columns left of block m only rows < m of U contribute, all of them frozen
-        k = live(L, active[2], m, -1)
-        if k is not None and m > 0:
-            V = U(E(m - 1), transpose=True)[:, :m * P]                     # U[m-1, :m]
-            L.bridge[k] += _lstsq(V.T, row_res()[:, :m * P].T).T
-        # (b) the pivot block: L_mm U_mm = T_mm, split evenly through an SVD when both are free; then U_{m,m+1}
-        kL, kU0, kU1 = live(L, active[2], m, 0), live(U, active[5], m, 0), live(U, active[5], m, 1)
-        Lmm = L.edges()[2][_near(L, m, 0)]
-        if kU0 is not None:
+    R = Ar - net(E(m), transpose=True)                                     # (P, N) residual of block row m
+    # (a) L_{m,m-1}: in the columns left of block m only rows < m of U contribute, all of them frozen
+    k = live(L, active[2], m, -1)
+    if k is not None and m > 0:
+        V = U(E(m - 1), transpose=True)                                    # (P, N) row m-1 of U
+        dX = _lstsq(V[:, :m * P].T, R[:, :m * P].T).T
+        L.bridge[k] += dX; R -= dX @ V
+    # (b) the pivot block: L_mm U_mm = T_mm, split evenly through an SVD when both are free; then U_{m,m+1}
+    kL, kU0, kU1 = live(L, active[2], m, 0), live(U, active[5], m, 0), live(U, active[5], m, 1)
+    Lmm = L.edges()[2][_near(L, m, 0)]
+    if kU0 is not None:
+        Urow = U(E(m), transpose=True)                                     # (P, N) row m of U; its block m is U_mm
+        T = R[:, sl(m)] + Lmm @ Urow[:, sl(m)]
+        if kL is not None:
+            W, S, Vh = torch.linalg.svd(T)
+            r = S.sqrt()
+            Lnew, Unew = W * r, r[:, None] * Vh
+            L.bridge[kL] = Lnew
+        else: Lnew, Unew = Lmm, Urow[:, sl(m)] + _lstsq(Lmm, R[:, sl(m)])
+        U.bridge[kU0] = Unew
+        R += Lmm @ Urow; Urow[:, sl(m)] = Unew; R -= Lnew @ Urow             # row m of L U changes by L_mm U[m, :]
+        Lmm = Lnew
+    if kU1 is not None and m + 1 < M:
+        dU = _lstsq(Lmm, R[:, sl(m + 1)])
+        U.bridge[kU1] += dU; R[:, sl(m + 1)] -= Lmm @ dU
+    loss = float(R.square().sum())
+    # (c) L_{m+1,m} from block column m: L[m+1, m] U_mm is the only free term there
+    if transpose_loss and Ac is not None:
+        Rc = Ac - net(E(m)).T                                              # (N, P) residual of block column m
+        k = live(L, active[2], m + 1, -1) if m + 1 < M else None
+        if k is not None:
             Umm = U.edges()[2][_near(U, m, 0)]
-            T = row_res()[:, sl(m)] + Lmm @ Umm
-            if kL is not None:
-                W, S, Vh = torch.linalg.svd(T)
-                r = S.sqrt()
-                L.bridge[kL], U.bridge[kU0] = W * r, r[:, None] * Vh
-            else: U.bridge[kU0] += _lstsq(Lmm, row_res()[:, sl(m)])
-            Lmm = L.edges()[2][_near(L, m, 0)]
-        if kU1 is not None and m + 1 < M: U.bridge[kU1] += _lstsq(Lmm, row_res()[:, sl(m + 1)])
-        # (c) L_{m+1,m} from block column m: L[m+1, m] U_mm is the only free term there
-        if transpose_loss and Ac is not None and m + 1 < M:
-            k = live(L, active[2], m + 1, -1)
-            if k is not None:
-                Umm = U.edges()[2][_near(U, m, 0)]
-                Rc = Ac - net(E(m)).T                                      # (N, P) residual of block column m
-                L.bridge[k] += _lstsq(Umm.T, Rc[sl(m + 1)].T).T
+            dL = _lstsq(Umm.T, Rc[sl(m + 1)].T).T
+            L.bridge[k] += dL; Rc[sl(m + 1)] -= dL @ Umm
+        loss += float(Rc.square().sum())
+    return loss
+
 
 # %% ../nbs/07_training.ipynb #8cbdeeab
 def warm_start_all(net, Aop, transpose_loss=True):
@@ -348,7 +358,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             if rnet is None: rnet = _randomize_like(net)       # structure only: one random copy serves every stage
             infl = stage_influence(net, m, transpose_loss, rnet)
             active = [i & ~f for i, f in zip(infl, st['frozen'])]
-            E = _unit_rows(m, P, N, dtype, net.device)
+            E, ws_loss = _unit_rows(m, P, N, dtype, net.device), None
             Ar = Sop.block_rows(m, P)
             Ac = Sop.block_cols(m, P).T if transpose_loss else None
             if not (torch.isfinite(Ar).all() and (Ac is None or torch.isfinite(Ac).all())):
@@ -356,7 +366,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                                        "with the weights of the last completed step", net, hist)
             if st['stage_step'] == 0 and cfg.get('warm_start') and not st.get('warm_done'):
                 good = [p.detach().clone() for p in params]
-                try: warm_start_stage(net, Ar, None if Ac is None else Ac.T, m, active, transpose_loss)
+                try: ws_loss = warm_start_stage(net, Ar, None if Ac is None else Ac.T, m, active, transpose_loss)
                 except (RuntimeError, ValueError): pass     # a failed solve leaves non-finite weights, handled below
                 if not _finite_state(net):
                     with torch.no_grad():
@@ -370,7 +380,8 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                 return loss
             deadline = (t_offset + (tl - t_offset) * (m + 1 - st['m']) / (M - st['m'])) if math.isfinite(tl) else float('inf')
             floor = cfg.get('loss_floor', 0.) * float(Ar.square().sum() + (Ac.square().sum() if Ac is not None else 0.))
-            with torch.no_grad(): skip = float(loss_fn()) <= floor       # the warm start already solved this stage
+            with torch.no_grad():                                    # did the warm start already solve this stage?
+                skip = (ws_loss if ws_loss is not None and math.isfinite(ws_loss) else float(loss_fn())) <= floor
             ok = True if skip else run_phase(loss_fn, m, active, deadline, cfg['max_steps_per_block'], floor)
             if not ok: break
             st['frozen'] = [f | i for f, i in zip(st['frozen'], infl)]

@@ -368,7 +368,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                 good = [p.detach().clone() for p in params]
                 try: ws_loss = warm_start_stage(net, Ar, None if Ac is None else Ac.T, m, active, transpose_loss)
                 except (RuntimeError, ValueError): pass     # a failed solve leaves non-finite weights, handled below
-                if not _finite_state(net):
+                if not (ws_loss is not None and math.isfinite(ws_loss)) and not _finite_state(net):   # NaN weights give a NaN residual
                     with torch.no_grad():
                         for p, g in zip(params, good): p.copy_(g)
                     raise TrainingDiverged(f"fit_lu: the least-squares warm start of block {m} produced NaN or Inf; "

@@ -94,13 +94,13 @@ def bench_training(n:int=256,                 # size of the 1D Laplacian for tim
     return rows, step
 
 # %% ../nbs/12_bench.ipynb #0d14da1a
-def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve' or 'all'
+def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' or 'all'
                    out=None,          # folder for markdown summaries (`summary.md` and one file per benchmark)
                    quick:bool=False,  # small sizes only
                   )->dict:
     "Run the named benchmarks; optionally write markdown summaries."
     from lufmm_nb.solve import bench_solve
-    todo = ['gfmm', 'training', 'solve'] if which == 'all' else [which]
+    todo = ['gfmm', 'training', 'solve', 'precond'] if which == 'all' else [which]
     res = {}
     for w in todo:
         print(f"== {w}", flush=True)
@@ -109,7 +109,13 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve' or 'all'
             rows, step = bench_training(seed_time_limit=20 if quick else 120, step_n=512 if quick else 1024)
             res[w] = rows + [step]
         elif w == 'solve': res[w] = bench_solve(sizes=(1024,) if quick else (4096, 16384))
-        else: raise ValueError(f"run_benchmarks: unknown benchmark {w!r}; expected 'gfmm', 'training', 'solve' or 'all'")
+        elif w == 'precond':
+            from lufmm_nb.precond import bench_precond
+            out_p = bench_precond(quick=quick)          # {'cases': [...], 'scale': [...]}: keep the scalar columns
+            flat = lambda r: {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool, type(None)))}
+            for part in ('cases', 'scale'):
+                if out_p.get(part): res[f'precond_{part}'] = [flat(r) for r in out_p[part]]
+        else: raise ValueError(f"run_benchmarks: unknown benchmark {w!r}; expected 'gfmm', 'training', 'solve', 'precond' or 'all'")
     if out is not None:
         p = Path(out); p.mkdir(parents=True, exist_ok=True)
         parts = []

@@ -15,5 +15,9 @@ from .triangular import lower_block, upper_block
 from . import operators
 from .lunet import LUNet, MatVecOperator
 from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS
+from .compress import compress_lu, compress_gfmm, block_lu
 from .solve import lu_solve, triangular_solve, dense_block_solve, SingularBlockError
 from .metrics import evaluate_lu, format_metrics, metrics_table, error_heatmap
+from .precond import (krylov_solve, krylov_compare, jacobi_preconditioner, ilu_preconditioner, amg_preconditioner,
+                              learned_preconditioner, fit_matrix_free, breakeven_rhs, bench_precond)
+from .bench import run_benchmarks

@@ -229,6 +229,8 @@ def _load(cls, path,                  # a file written by `LUNet.save`
         raise ValueError(f"LUNet.load: {path} holds an invalid configuration {cfg}: {e}") from None
     try: net.load_state_dict(ck['state_dict'])
     except RuntimeError as e: raise ValueError(f"LUNet.load: weights in {path} do not fit the stored configuration: {e}") from None
+    bad = [k for k, v in ck['state_dict'].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad: raise ValueError(f"LUNet.load: {path} holds NaN or Inf weights in {bad}; a network with them would solve nothing")
     net.training_state = ck.get('training_state')
     return net
 

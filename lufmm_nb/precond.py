@@ -456,7 +456,7 @@ def bench_precond(quick:bool=False,           # small sizes only (seconds instea
                   time_limit:float=300.,      # cap on each `fit_lu` run of the cases, seconds
                   scale_sizes=None,           # N for the matrix-free runs; default (16384, 65536), quick: (4096,)
                   scale_ops=('convection_diffusion_1d', 'laplacian_1d'),
-                  fit_lu_max_n:int=16384,     # largest N at which `fit_lu` 'quick' really runs; above it its time is estimated
+                  fit_lu_max_n:int=65536,     # largest N at which `fit_lu` 'quick' really runs; above it its time is only estimated
                   subprocess:bool=True,       # run each scale job in a fresh process (honest peak memory)
                   verbose:bool=True,
                  )->dict:                     # {'cases': rows, 'scale': rows}
@@ -473,7 +473,7 @@ def bench_precond(quick:bool=False,           # small sizes only (seconds instea
     if verbose and scale_sizes: print(f"== matrix-free factorisation at scale (operators given as LinearOperators, P = 32, GMRES(50), rtol 1e-8)", flush=True)
     for N in scale_sizes:
         for op in scale_ops:
-            jobs = ['matrix-free', 'profile'] + (['quick'] if N <= fit_lu_max_n else [])
+            jobs = ['matrix-free'] + (['quick'] if N <= fit_lu_max_n else ['profile'])
             for method in jobs:
                 out['scale'].append(call(op, N, method))
                 if verbose: _print_scale(out['scale'][-1:], header=False)

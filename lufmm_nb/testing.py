@@ -37,7 +37,7 @@ def check_operator(op,                  # an `nn.Module` acting on (..., N), or 
     worst = 0.
     def close(a, b, xnorm, what):
         nonlocal worst
-        err = float(torch.linalg.norm(a - b)) / max(scale * xnorm, tiny)
+        err = float(torch.linalg.norm((a - b).detach())) / max(scale * xnorm, tiny)
         worst = max(worst, err)
         if not err <= rtol:
             raise AssertionError(f"check_operator: {what} differs from the dense reference: "

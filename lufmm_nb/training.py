@@ -10,6 +10,8 @@ import math, time, copy
 from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
+from .solve import SingularBlockError
+from .compress import block_lu, compress_gfmm
 
 # %% ../nbs/07_training.ipynb #532f8e53
 def _unit_rows(m, P, N, dtype, device):
@@ -105,6 +107,65 @@ def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True):
     return loss
 
 
+# %% ../nbs/07_training.ipynb #5e76ae01
+def _far_zero(net):
+    "Whether `L U` is block tridiagonal as the weights stand: near field at offsets -1, 0 (L) and 0, +1 (U) only, every interior bridge zero, no Toeplitz sharing."
+    L, U, M = net.L, net.U, net.n_blocks
+    if L.toeplitz or U.toeplitz or not set(L.offsets) <= {-1, 0} or not set(U.offsets) <= {0, 1}: return False
+    return not any(bool(B.bridge[:, :M - 1].any()) for B in (L, U))     # heap nodes 0 .. M-2 are the interior ones
+
+@torch.no_grad()
+def _warm_start_local(net, Ar, Ac, m, active, transpose_loss=True):
+    "`warm_start_stage` for a net with `_far_zero(net)`: the same updates from P x P blocks, without network passes. Returns the stage loss, or None (nothing written) if a new block is not finite."
+    L, U, P, M = net.L, net.U, net.block_size, net.n_blocks
+    Lw, Uw, Z = L.bridge, U.bridge, Ar.new_zeros(P, P)      # raw weights: `_near` only returns live (unmasked) blocks
+    def get(blk, w, i, d):                                   # (index, value) of block (i, i+d); zeros if absent
+        k = _near(blk, i, d) if 0 <= i < M and 0 <= i + d < M else None
+        return k, (w[k] if k is not None else Z)
+    live = lambda act, k: k is not None and bool(act[k])
+    sl = lambda j: slice(j * P, (j + 1) * P)
+    kLp, Lp = get(L, Lw, m, -1); kLm, Lm = get(L, Lw, m, 0)
+    _, Upp = get(U, Uw, m - 1, 0); _, Upm = get(U, Uw, m - 1, 1)
+    kU0, Um = get(U, Uw, m, 0); kU1, Un = get(U, Uw, m, 1)
+    new = {}
+    # residual of block row m in its band (columns m-1, m, m+1); outside the band it is A itself
+    Rp = Ar[:, sl(m - 1)] - Lp @ Upp if m > 0 else None
+    Rm = Ar[:, sl(m)] - Lp @ Upm - Lm @ Um
+    Rn = Ar[:, sl(m + 1)] - Lm @ Un if m + 1 < M else None
+    if m > 0 and live(active[2], kLp):                       # (a) L_{m,m-1}
+        dX = _lstsq(Upp.T, Rp.T).T
+        Lp = new['L', kLp] = Lp + dX
+        Rp, Rm = Rp - dX @ Upp, Rm - dX @ Upm
+    if live(active[5], kU0):                                 # (b) the pivot block, then U_{m,m+1}
+        if live(active[2], kLm):
+            W, S, Vh = torch.linalg.svd(Rm + Lm @ Um); r = S.sqrt()
+            Lnew, Unew = W * r, r[:, None] * Vh
+            new['L', kLm] = Lnew
+        else: Lnew, Unew = Lm, Um + _lstsq(Lm, Rm)
+        new['U', kU0] = Unew
+        Rm = Rm + Lm @ Um - Lnew @ Unew
+        if Rn is not None: Rn = Rn + (Lm - Lnew) @ Un
+        Lm, Um = Lnew, Unew
+    if m + 1 < M and live(active[5], kU1):
+        dU = _lstsq(Lm, Rn)
+        Un = new['U', kU1] = Un + dU
+        Rn = Rn - Lm @ dU
+    lo, hi = max(m - 1, 0) * P, min(m + 2, M) * P
+    band = lambda *Rs: sum(float(R.square().sum()) for R in Rs if R is not None)
+    loss = float(Ar[:, :lo].square().sum() + Ar[:, hi:].square().sum()) + band(Rp, Rm, Rn)
+    if transpose_loss and Ac is not None:                    # (c) block column m, then L_{m+1,m}
+        _, Lq = get(L, Lw, m - 1, 0); kLn, Ln = get(L, Lw, m + 1, -1)
+        Cp = Ac[sl(m - 1)] - Lq @ Upm if m > 0 else None
+        Cm = Ac[sl(m)] - Lp @ Upm - Lm @ Um
+        Cn = Ac[sl(m + 1)] - Ln @ Um if m + 1 < M else None
+        if m + 1 < M and live(active[2], kLn):
+            dL = _lstsq(Um.T, Cn.T).T
+            new['L', kLn] = Ln + dL; Cn = Cn - dL @ Um
+        loss += float(Ac[:lo].square().sum() + Ac[hi:].square().sum()) + band(Cp, Cm, Cn)
+    if not (math.isfinite(loss) and all(bool(torch.isfinite(v).all()) for v in new.values())): return None
+    for (side, k), v in new.items(): (L if side == 'L' else U).bridge[k] = v
+    return loss
+
 # %% ../nbs/07_training.ipynb #8cbdeeab
 def warm_start_all(net, Aop, transpose_loss=True):
     "Run the least-squares warm start of every stage in order (an initialisation for end-to-end training)."
@@ -157,7 +218,8 @@ PRESETS = {
                   polish_steps=0, normalize=True, loss_floor=1e-24),
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
-                  polish_steps=5000, normalize=True, loss_floor=1e-28),
+                  polish_steps=5000, normalize=True, loss_floor=1e-28,
+                  init='compress', compress_max_n=4096, compress_tol=1e-10),
 }
 
 # %% ../nbs/07_training.ipynb #166e41d4
@@ -175,6 +237,7 @@ class TrainHistory:
     scale: float = 1.0                          # A was divided by this before training
     preset: str = ''
     stopped: str = ''                           # why training ended
+    init: str = ''                              # where the weights started: 'random' or 'compress' (with the reason if not used)
     def append(self, step, block, loss, t): self.step.append(step); self.block.append(block); self.loss.append(loss); self.time.append(t)
     def to_dict(self): return asdict(self)
     @classmethod
@@ -199,6 +262,60 @@ def _scale_of(Aop, P):
     if not (s > 0 and math.isfinite(s)): raise ValueError(f"fit_lu: cannot normalise A: max |A_ij| is {s}")
     return s
 
+_CHECKS = {  # preset entry: (test, what is expected)
+    **{k: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v), 'a number > 0')
+       for k in ('lr', 'lr_drop')},
+    **{k: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and math.isfinite(v), 'a number >= 0')
+       for k in ('rel_tol', 'loss_floor', 'init_scale')},
+    **{k: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'an int >= 1')
+       for k in ('lbfgs_iter', 'history_size', 'window', 'patience')},
+    **{k: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0')
+       for k in ('max_steps_per_block', 'polish_steps')},
+    'lr_drop_step': (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0), 'None or an int >= 0'),
+    'far_init_scale': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0), 'None or a number >= 0'),
+    'betas': (lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in v),
+              'a pair of numbers in [0, 1)'),
+    'warm_start': (lambda v: isinstance(v, bool), 'True or False'),
+    'init': (lambda v: v in ('random', 'compress'), "'random' or 'compress'"),
+    'compress_max_n': (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0'),
+    'compress_tol': (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, 'a number >= 0'),
+    'normalize': (lambda v: isinstance(v, bool), 'True or False'),
+}
+
+def _check_cfg(cfg, where='fit_lu'):
+    "Raise `ValueError` naming the first preset entry whose value is out of range."
+    for k, v in cfg.items():
+        if k in _CHECKS and not _CHECKS[k][0](v): raise ValueError(f"{where}: preset entry {k!r} must be {_CHECKS[k][1]}, got {v!r}")
+    return cfg
+
+def _check_device(device, where='fit_lu'):
+    "The device as a `torch.device`, or a clear error for one that cannot hold trainable weights here."
+    if device is None: return None
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError) as e: raise ValueError(f"{where}: expected a device such as 'cpu' or 'cuda', got {device!r}") from None
+    if dev.type not in ('cpu', 'cuda', 'mps', 'xpu'):
+        raise ValueError(f"{where}: expected a device of type 'cpu', 'cuda', 'mps' or 'xpu', got {device!r}")
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"{where}: device {device!r} asked for, but CUDA is not available on this machine")
+    return dev
+
+@torch.no_grad()
+def _compressed_start(net, Sop, cfg):
+    "Load the compressed exact block LU of `A` (as `Sop` scales it) into `net` if it is exact to `compress_tol`; returns 'compress', or why not (then `net` is untouched)."
+    N, P = net.N, net.block_size
+    if N > cfg['compress_max_n']: return f"random (N = {N} > compress_max_n = {cfg['compress_max_n']})"
+    D = Sop.matmat(torch.eye(N, dtype=net.dtype, device=net.device)) if Sop.op.kind != 'tensor' else Sop.op._T / Sop.s
+    if not bool(torch.isfinite(D).all()):
+        raise TrainingDiverged("fit_lu: products with A returned NaN or Inf while forming A for the compressed start", net, None)
+    try: L, U = block_lu(D, P)
+    except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
+    trial = copy.deepcopy(net)
+    compress_gfmm(trial.L, L); compress_gfmm(trial.U, U)
+    err = float(torch.linalg.norm(trial.to_dense() - D) / torch.linalg.norm(D))
+    if not err <= cfg['compress_tol']: return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {cfg['compress_tol']:g})"
+    for p, q in zip(_edge_tensors(net), _edge_tensors(trial)): p.copy_(q)
+    return 'compress'
+
 def _probe_set(Aop, kind, N, k, dtype, device, seed, transpose_loss):
     "Inputs (rows) and targets for end-to-end training: identity columns or fixed Gaussian probes."
     if kind == 'identity': X = torch.eye(N, dtype=dtype, device=device)
@@ -211,7 +328,7 @@ def _probe_set(Aop, kind, N, k, dtype, device, seed, transpose_loss):
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
            block_size:int=32,        # leaf block size `P`
            n_blocks:int=None,        # number of leaf blocks (default N // block_size; a power of two)
-           preset:str='best',        # 'seed' (the article's Adam schedule), 'quick' or 'best'
+           preset:str=None,          # 'seed' (the article's Adam schedule), 'quick' or 'best' (default 'best'; on resume, the checkpoint's)
            transpose_loss:bool=True, # also fit `(LU)^T x = A^T x`
            blockwise:bool=True,      # train block row by block row, freezing what each row used
            optimizer:str=None,       # 'adam' or 'lbfgs'; default from the preset
@@ -232,7 +349,8 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
           ):
     "Learn `L U ~ A` with a `LUNet`; returns `(net, history)`."
     where = 'fit_lu'
-    if preset not in PRESETS: raise ValueError(f"{where}: preset must be one of {list(PRESETS)}, got {preset!r}")
+    if resume is None and preset is None: preset = 'best'
+    if preset is not None and preset not in PRESETS: raise ValueError(f"{where}: preset must be one of {list(PRESETS)}, got {preset!r}")
     known = set().union(*PRESETS.values()) | {'lr', 'lr_drop', 'lr_drop_step', 'betas', 'lbfgs_iter', 'history_size'}
     bad = sorted(set(overrides) - known)
     if bad: raise TypeError(f"{where}: unknown preset entries {bad}; expected one of {sorted(known)}")
@@ -243,7 +361,8 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         raise ValueError(f"{where}: expected checkpoint_every a positive int, got {checkpoint_every}")
     if not (probes is None or probes == 'identity' or (isinstance(probes, int) and not isinstance(probes, bool) and probes > 0)):
         raise ValueError(f"{where}: probes must be None, 'identity' or a positive int, got {probes!r}")
-    cfg = {**PRESETS[preset], **overrides}
+    device = _check_device(device, where)
+    cfg = {**PRESETS[preset or 'best'], **overrides}
     if optimizer is not None:
         if optimizer not in ('adam', 'lbfgs'): raise ValueError(f"{where}: optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
         if optimizer != cfg['optimizer']:
@@ -251,6 +370,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                                                else {'lbfgs_iter': 20, 'history_size': 50}))
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"{where}: dtype must be torch.float32 or torch.float64, got {dtype}")
+    _check_cfg(cfg, where)
     try: Aop = MatVecOperator(A, n=n, rmatvec=rmatvec, dtype=dtype, device=device)
     except (ValueError, TypeError) as e:
         raise type(e)(f"{where}: {str(e).split(': ', 1)[-1]}") from None
@@ -281,8 +401,15 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                              f"this call has n_blocks={M}, block_size={P}")
         if net.dtype != dtype: raise ValueError(f"{where}: checkpoint {resume} has dtype {net.dtype}, this call asks for {dtype}")
         st = ts
-        cfg, transpose_loss, blockwise = st['cfg'], st['transpose_loss'], st['blockwise']
         hist = TrainHistory.from_dict(st['history']); hist.stopped = ''
+        if preset is not None and preset != hist.preset:
+            raise ValueError(f"{where}: checkpoint {resume} was trained with preset {hist.preset!r}, this call asks for "
+                             f"{preset!r}; a resumed run keeps its checkpoint's settings (leave preset=None)")
+        changed = {k: v for k, v in overrides.items() if st['cfg'].get(k) != v}
+        if changed or (optimizer is not None and optimizer != st['cfg']['optimizer']):
+            raise ValueError(f"{where}: a resumed run keeps the settings of checkpoint {resume}; this call changes "
+                             f"{sorted(changed) + (['optimizer'] if optimizer is not None and optimizer != st['cfg']['optimizer'] else [])}")
+        cfg, transpose_loss, blockwise = st['cfg'], st['transpose_loss'], st['blockwise']
         if st.get('rescaled'):
             with torch.no_grad(): net.L.bridge.div_(hist.scale)
             st['rescaled'] = False
@@ -293,6 +420,10 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         hist = TrainHistory(scale=scale, preset=preset)
         st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
                   frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise)
+        hist.init = 'random'
+        if cfg.get('init') == 'compress':
+            hist.init = _compressed_start(net, _Scaled(Aop, hist.scale), cfg)
+            if hist.init == 'compress': st['phase'] = 'polish' if cfg.get('polish_steps') else 'done'
     t_offset = st['elapsed']
     Sop = _Scaled(Aop, hist.scale)
     params = _edge_tensors(net)
@@ -354,17 +485,26 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     ok, rnet = True, None
     if st['phase'] == 'blockwise':
         it = pbar if pbar is not None else range(st['m'], M)
+        local = bool(cfg.get('warm_start')) and _far_zero(net)  # L U block tridiagonal: stages are local (see above)
         for m in it:
+            if now() >= tl:                                    # also between stages that need no optimiser step
+                hist.stopped = 'time_limit'; save_ckpt(); ok = False; break
             if rnet is None: rnet = _randomize_like(net)       # structure only: one random copy serves every stage
             infl = stage_influence(net, m, transpose_loss, rnet)
             active = [i & ~f for i, f in zip(infl, st['frozen'])]
-            E, ws_loss = _unit_rows(m, P, N, dtype, net.device), None
+            E, ws_loss = None, None                            # unit rows of block m, made when a loss needs them
             Ar = Sop.block_rows(m, P)
             Ac = Sop.block_cols(m, P).T if transpose_loss else None
             if not (torch.isfinite(Ar).all() and (Ac is None or torch.isfinite(Ac).all())):
                 raise TrainingDiverged(f"fit_lu: products with A returned NaN or Inf for block {m}; training stopped "
                                        "with the weights of the last completed step", net, hist)
-            if st['stage_step'] == 0 and cfg.get('warm_start') and not st.get('warm_done'):
+            if st['stage_step'] == 0 and cfg.get('warm_start') and not st.get('warm_done') and local:
+                ws_loss = _warm_start_local(net, Ar, None if Ac is None else Ac.T, m, active, transpose_loss)
+                if ws_loss is None:
+                    raise TrainingDiverged(f"fit_lu: the least-squares warm start of block {m} produced NaN or Inf "
+                                           "(a singular pivot block?); the weights were left as they were", net, hist)
+                st['warm_done'] = True
+            elif st['stage_step'] == 0 and cfg.get('warm_start') and not st.get('warm_done'):
                 good = [p.detach().clone() for p in params]
                 try: ws_loss = warm_start_stage(net, Ar, None if Ac is None else Ac.T, m, active, transpose_loss)
                 except (RuntimeError, ValueError): pass     # a failed solve leaves non-finite weights, handled below
@@ -375,6 +515,8 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                                            "the last good weights were restored", net, hist)
                 st['warm_done'] = True
             def loss_fn():
+                nonlocal E
+                if E is None: E = _unit_rows(m, P, N, dtype, net.device)
                 loss = (net(E, transpose=True) - Ar).square().sum()
                 if transpose_loss: loss = loss + (net(E) - Ac).square().sum()
                 return loss
@@ -383,6 +525,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             with torch.no_grad():                                    # did the warm start already solve this stage?
                 skip = (ws_loss if ws_loss is not None and math.isfinite(ws_loss) else float(loss_fn())) <= floor
             ok = True if skip else run_phase(loss_fn, m, active, deadline, cfg['max_steps_per_block'], floor)
+            local = local and skip                             # an optimiser step may have moved the far field
             if not ok: break
             st['frozen'] = [f | i for f, i in zip(st['frozen'], infl)]
             st.update(m=m + 1, stage_step=0, opt=None, stopper=None, warm_done=False)

@@ -42,3 +42,30 @@ def test_triangular_blocks(K, P, dtype):
 @pytest.mark.parametrize('bad, msg', [((6, 4), 'power of two'), ((4, 0), 'block_size'), ((4.0, 2), 'must be an int')])
 def test_bad_sizes(bad, msg):
     with pytest.raises((ValueError, TypeError), match=msg): GFMMBlock(*bad)
+
+def _random_hss(blk, seed):
+    "Random weights with every bridge between non-siblings zeroed (leaf level included): a random HSS matrix of rank P."
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in (blk.enc, blk.dec, blk.bridge): p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+        node = torch.arange(blk.n_nodes)
+        for o in range(len(blk.offsets)):
+            src = blk.bridge_src[o]
+            sib = ((node - 1) // 2 == (src - 1) // 2) & (src != node)
+            blk.bridge[o] *= ((sib | (blk.node_level == blk.n_levels) & (src == node)) & blk.bridge_mask[o])[:, None, None]
+        blk.enc.mul_(blk.edge_mask[:, None, None]); blk.dec.mul_(blk.edge_mask[:, None, None])
+    return blk.to_dense().detach()
+
+@cfg
+@given(K=st.integers(1, 5), P=st.integers(1, 4), kind=st.sampled_from(['lower', 'upper', 'tridiagonal']), seed=st.integers(0, 2**16))
+def test_compress_reproduces_hss(K, P, kind, seed):
+    "compress_gfmm writes any matrix in HSS form (ranks <= P) into a fresh block of the same structure, to rounding error."
+    from lufmm_nb import compress_gfmm
+    make = {'lower': lower_block, 'upper': upper_block,
+            'tridiagonal': lambda M, P, **kw: GFMMBlock(M, P, root_bridge=False, **kw)}[kind]
+    T = _random_hss(make(2**K, P, dtype=torch.float64), seed)
+    fresh = make(2**K, P, dtype=torch.float64)
+    info = compress_gfmm(fresh, T)
+    assert info['rel_err'] < 1e-11, info
+    check_operator(fresh, T, rtol=1e-10)
+    assert torch.allclose(gfmm_reference_dense(fresh), T, atol=1e-10 * float(T.abs().max()))

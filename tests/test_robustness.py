@@ -7,7 +7,7 @@ import numpy as np, pytest, torch
 import scipy.sparse as sp
 from scipy.sparse.linalg import aslinearoperator
 from lufmm_nb import (FMMMatrix, GFMMBlock, gfmm_from_fmm, lower_block, upper_block, LUNet, MatVecOperator,
-                      fit_lu, TrainingDiverged, lu_solve, triangular_solve, SingularBlockError, operators as ops)
+                      fit_lu, TrainingDiverged, lu_solve, triangular_solve, SingularBlockError, operators as ops, compress_lu)
 from lufmm_nb.triangular import check_block_triangular
 from lufmm_nb.solve import well_conditioned_lunet
 
@@ -422,6 +422,39 @@ def test_fit_lu_bad_probes(probes):
     with pytest.raises(ValueError, match=rf"fit_lu: probes must be None, 'identity' or a positive int, got {probes!r}"):
         fit_lu(rand_A(), 8, blockwise=False, probes=probes, optimizer='adam', max_steps=2, **QUICK)
 
+@pytest.mark.parametrize('kw, msg', [
+    (dict(window=0), r"'window' must be an int >= 1, got 0"),
+    (dict(lr=-1.0), r"'lr' must be a number > 0, got -1\.0"),
+    (dict(lr=float('nan')), r"'lr' must be a number > 0, got nan"),
+    (dict(max_steps_per_block=2.5), r"'max_steps_per_block' must be an int >= 0, got 2\.5"),
+    (dict(betas=(0.9, 1.5)), r"'betas' must be a pair of numbers in \[0, 1\), got \(0\.9, 1\.5\)"),
+    (dict(warm_start='yes'), r"'warm_start' must be True or False, got 'yes'"),
+    (dict(far_init_scale=-0.1), r"'far_init_scale' must be None or a number >= 0, got -0\.1"),
+    (dict(init='exact'), r"'init' must be 'random' or 'compress', got 'exact'"),
+    (dict(compress_tol=-1), r"'compress_tol' must be a number >= 0, got -1"),
+], ids=['window', 'lr', 'lr-nan', 'steps-float', 'betas', 'warm-start', 'far-init', 'init', 'compress-tol'])
+def test_fit_lu_override_out_of_range(kw, msg):
+    with pytest.raises(ValueError, match=r"fit_lu: preset entry " + msg):
+        fit_lu(rand_A(), 8, max_steps=1, **kw, **QUICK)
+
+@pytest.mark.parametrize('device, msg', [
+    ('meta', r"fit_lu: expected a device of type 'cpu', 'cuda', 'mps' or 'xpu', got 'meta'"),
+    ('gpu0', r"fit_lu: expected a device such as 'cpu' or 'cuda', got 'gpu0'"),
+], ids=['meta', 'garbage'])
+def test_fit_lu_bad_device(device, msg):
+    with pytest.raises(ValueError, match=msg):
+        fit_lu(rand_A(), 8, device=device, max_steps=1, **QUICK)
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message on machines without CUDA')
+def test_fit_lu_cuda_without_cuda():
+    with pytest.raises(ValueError, match=r"fit_lu: device 'cuda' asked for, but CUDA is not available"):
+        fit_lu(rand_A(), 8, device='cuda', max_steps=1, **QUICK)
+
+def test_fit_lu_time_limit_between_skipped_stages():
+    "Stages the warm start solves take no optimiser step; the time limit must still stop the run between them."
+    net, hist = fit_lu(ops.laplacian_1d(4096, sparse=True), 8, time_limit=0.0, **QUICK)
+    assert hist.stopped == 'time_limit' and net.training_state['m'] < 512
+
 # ------------------------------------------------------------------------------- checkpoints: load
 @pytest.fixture
 def saved(tmp_path):
@@ -486,6 +519,12 @@ def test_load_invalid_stored_config(saved):
     with pytest.raises(ValueError, match=r"LUNet\.load: .*net\.pt.*n_blocks.*6"):
         LUNet.load(saved)
 
+@pytest.mark.parametrize('value', [float('nan'), float('inf')], ids=['nan', 'inf'])
+def test_load_non_finite_weights(saved, value):
+    ck = torch.load(saved, weights_only=False); ck['state_dict']['U.bridge'][0, -1, 0, 0] = value; torch.save(ck, saved)
+    with pytest.raises(ValueError, match=r"LUNet\.load: .*net\.pt holds NaN or Inf weights in \['U\.bridge'\]"):
+        LUNet.load(saved)
+
 # --------------------------------------------------------------------------- checkpoints: training
 @pytest.fixture(scope='module')
 def train_ckpt(tmp_path_factory):
@@ -510,6 +549,18 @@ def test_resume_without_training_state(tmp_path):
     p = LUNet(8, 8, dtype=f64).save(tmp_path / 'plain.pt')
     with pytest.raises(ValueError, match=r"fit_lu: .*plain\.pt holds no training state to resume"):
         fit_lu(lap(), 8, resume=p, max_steps=6, **QUICK)
+
+def test_resume_other_preset(train_ckpt):
+    with pytest.raises(ValueError, match=r"fit_lu: checkpoint .*ck\.pt was trained with preset 'quick', this call asks for 'best'"):
+        fit_lu(lap(), 8, resume=train_ckpt, preset='best', progress=False)
+
+def test_resume_changed_override(train_ckpt):
+    with pytest.raises(ValueError, match=r"fit_lu: a resumed run keeps the settings of checkpoint .*ck\.pt; this call changes \['lbfgs_iter'\]"):
+        fit_lu(lap(), 8, resume=train_ckpt, lbfgs_iter=3, **QUICK)
+
+def test_resume_default_preset_is_the_checkpoints(train_ckpt):
+    net, hist = fit_lu(lap(), 8, resume=train_ckpt, progress=False)
+    assert hist.preset == 'quick' and net.training_state['cfg']['optimizer'] == 'lbfgs'
 
 def test_resume_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"LUNet\.load: no such file: .*nope\.pt"):
@@ -591,3 +642,27 @@ def test_interrupted_checkpoint_leaves_last_good_one(tmp_path, monkeypatch):
     assert first.training_state['step'] >= 1 and finite(first)
     net, hist = fit_lu(A, 8, optimizer='adam', resume=ck, max_steps=first.training_state['step'] + 2, **QUICK)
     assert len(hist) == first.training_state['step'] + 2 and files(tmp_path) == ['ck.pt']
+
+
+# --------------------------------------------------------------------------------- compressed start
+def test_compress_lu_singular_pivot():
+    Z = torch.eye(64, dtype=f64); Z[8:16, 8:16] = 0
+    with pytest.raises(SingularBlockError, match=r"block_lu: pivot block 1 \(rows 8\.\.15\) of the Schur complement is numerically singular"):
+        compress_lu(Z, 8)
+
+def test_compress_lu_non_finite():
+    with pytest.raises(ValueError, match=r"compress_lu: .*NaN or Inf"):
+        compress_lu(with_nan(lap()), 8)
+
+def test_fit_lu_best_falls_back_on_singular_pivot():
+    "A matrix with no block LU without pivoting: the compressed start is refused with the reason, training goes on."
+    Z = rand_A(); Z[8:16, 8:16] = 0; Z[8:16, :8] = 0                 # Schur complement of block 1 is exactly zero
+    net, hist = fit_lu(Z, 8, preset='best', max_steps=2, progress=False)
+    assert hist.init.startswith('random (no block LU without pivoting: pivot block 1 has condition number')
+    assert finite(net)
+
+def test_fit_lu_best_compressed_start_is_used():
+    net, hist = fit_lu(ops.rbf_kernel(64), 16, preset="best", progress=False)
+    assert hist.init == 'compress' and len(hist) == 0 and hist.stopped == 'converged'
+    err = float(torch.linalg.matrix_norm(net.to_dense().detach() - ops.rbf_kernel(64), 2))
+    assert err < 1e-12

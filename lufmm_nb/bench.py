@@ -78,8 +78,8 @@ def bench_training(n:int=256,                 # size of the 1D Laplacian for tim
         net, h = fit_lu(A.to(kw.get('dtype', torch.float64)), block_size=block_size, preset=p, progress=False, **kw)
         wall = time.perf_counter() - t
         err = float(torch.linalg.matrix_norm(net.to_dense().detach().double() - A, 2) / nA)
-        rows.append(dict(preset=p, wall_s=wall, steps=len(h), rel_op_err=err, stopped=h.stopped))
-        if verbose: print(f"{p:6s} {wall:7.1f} s  {len(h):6d} steps  ||A^-A||/||A|| = {err:.2e}  ({h.stopped})", flush=True)
+        rows.append(dict(preset=p, wall_s=wall, steps=len(h), rel_op_err=err, stopped=h.stopped, start=h.init))
+        if verbose: print(f"{p:6s} {wall:7.1f} s  {len(h):6d} steps  ||A^-A||/||A|| = {err:.2e}  ({h.stopped}; start: {h.init})", flush=True)
     # per-step cost at step_n
     A2 = _laplacian(step_n); P = block_size; N = step_n
     net = LUNet(N // P, P, dtype=torch.float64)

@@ -124,13 +124,8 @@ def compress_lu(A,                    # the matrix: tensor, ndarray, scipy spars
     "The exact block LU of `A` (no pivoting) compressed into a `LUNet` by nested-basis (HSS) compression of both factors."
     where = 'compress_lu'
     t0 = time.perf_counter()
-    try: Aop = MatVecOperator(A, n=n, dtype=dtype, device=device)
-    except (ValueError, TypeError) as e: raise type(e)(f"{where}: {str(e).split(': ', 1)[-1]}") from None
-    N, P = Aop.N, block_size
-    if isinstance(P, bool) or not isinstance(P, int) or P < 1 or N % P:
-        raise ValueError(f"{where}: block_size must be a positive int dividing N = {N}, got {P!r}")
-    M = N // P
-    if M < 2 or M & (M - 1): raise ValueError(f"{where}: the number of blocks N / block_size must be a power of two >= 2, got {M}")
+    Aop = MatVecOperator.checked(A, where, n=n, dtype=dtype, device=device)
+    N, P, M = Aop.N, block_size, Aop.block_count(block_size, where)
     if N > max_n: raise ValueError(f"{where}: N = {N} exceeds max_n = {max_n}; compress_lu forms A densely and factors it in O(N^3)")
     D = _dense(Aop)
     if not bool(torch.isfinite(D).all()): raise ValueError(f"{where}: A has NaN or Inf entries")

@@ -120,6 +120,21 @@ class MatVecOperator:
         if self.kind == 'sparse': return float(abs(self._S).max())
         return float('nan')
 
+    @classmethod
+    def checked(cls, A, where:str, **kw):
+        "The constructor, with its errors naming the calling function `where` instead."
+        try: return cls(A, **kw)
+        except (ValueError, TypeError) as e: raise type(e)(f"{where}: {str(e).split(': ', 1)[-1]}") from None
+
+    def block_count(self, block_size:int, where:str='MatVecOperator')->int:
+        "The number of leaf blocks `N / block_size`; raises `ValueError` naming `where` unless `block_size` divides `N` into a power of two >= 2 blocks."
+        N, P = self.N, block_size
+        if isinstance(P, bool) or not isinstance(P, int) or P < 1 or N % P:
+            raise ValueError(f"{where}: block_size must be a positive int dividing N = {N}, got {P!r}")
+        M = N // P
+        if M < 2 or M & (M - 1): raise ValueError(f"{where}: the number of blocks N / block_size must be a power of two >= 2, got {M}")
+        return M
+
     def __repr__(self): return f"MatVecOperator(N={self.N}, kind={self.kind}, {str(self.dtype).replace('torch.', '')})"
 
 # %% ../nbs/06_lunet.ipynb #275ce2ef

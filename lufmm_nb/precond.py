@@ -298,13 +298,8 @@ def fit_matrix_free(A,                    # the matrix: tensor, ndarray, scipy s
     "The block-wise least-squares fit of the near field (`fit_lu`'s warm start) for all stages, from `(2b+1) P` products with `A`: O(M P^3) work, no N x N array."
     where = 'fit_matrix_free'
     t0 = time.perf_counter()
-    try: Aop = MatVecOperator(A, n=n, dtype=dtype, device=device)
-    except (ValueError, TypeError) as e: raise type(e)(f"{where}: {str(e).split(': ', 1)[-1]}") from None
-    N, P = Aop.N, block_size
-    if isinstance(P, bool) or not isinstance(P, int) or P < 1 or N % P:
-        raise ValueError(f"{where}: block_size must be a positive int dividing N = {N}, got {P!r}")
-    M = N // P
-    if M < 2 or M & (M - 1): raise ValueError(f"{where}: the number of blocks N / block_size must be a power of two >= 2, got {M}")
+    Aop = MatVecOperator.checked(A, where, n=n, dtype=dtype, device=device)
+    N, P, M = Aop.N, block_size, Aop.block_count(block_size, where)
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, int) or bandwidth < 1:
         raise ValueError(f"{where}: bandwidth must be an int >= 1, got {bandwidth!r}")
     Al, Ad, Au = probe_block_tridiagonal(Aop, P, bandwidth, dtype, device)

@@ -312,7 +312,8 @@ def _compressed_start(net, Sop, cfg):
     trial = copy.deepcopy(net)
     compress_gfmm(trial.L, L); compress_gfmm(trial.U, U)
     err = float(torch.linalg.norm(trial.to_dense() - D) / torch.linalg.norm(D))
-    if not err <= cfg['compress_tol']: return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {cfg['compress_tol']:g})"
+    tol = max(cfg['compress_tol'], 100 * torch.finfo(net.dtype).eps)      # float32 cannot do better than ~1e-6
+    if not err <= tol: return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
     for p, q in zip(_edge_tensors(net), _edge_tensors(trial)): p.copy_(q)
     return 'compress'
 

@@ -666,3 +666,11 @@ def test_fit_lu_best_compressed_start_is_used():
     assert hist.init == 'compress' and len(hist) == 0 and hist.stopped == 'converged'
     err = float(torch.linalg.matrix_norm(net.to_dense().detach() - ops.rbf_kernel(64), 2))
     assert err < 1e-12
+
+def test_fit_lu_best_compressed_start_float32():
+    "float32 cannot meet 1e-10; the compressed start is accepted at 100 eps of the dtype."
+    A = ops.rbf_kernel(64)
+    net, hist = fit_lu(A.float(), 16, preset='best', dtype=torch.float32, progress=False)
+    assert hist.init == 'compress' and net.dtype == torch.float32
+    err = float(torch.linalg.matrix_norm(net.to_dense().detach().double() - A, 2) / torch.linalg.matrix_norm(A, 2))
+    assert err < 1e-5

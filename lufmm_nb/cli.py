@@ -60,7 +60,8 @@ def load_matrix(matrix:str, n:int=None, normalize:bool=False, sparse:bool=False)
 def train(matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
           n:int=None,                 # size parameter of a named operator (grid side for 2D ones)
           block_size:int=32,          # leaf block size
-          preset:str='quick',         # 'seed', 'quick' or 'best'
+          preset:str=None,            # 'seed', 'quick' or 'best' (default 'quick'; with --resume, the checkpoint's)
+          init:str=None,              # 'random' or 'compress' (default: the preset's; 'best' compresses the exact LU)
           out:str='lunet.pt',         # checkpoint file written at the end (and during training)
           time_limit:float=None,      # wall-time budget, seconds
           max_steps:int=None,         # optimiser-step budget
@@ -75,9 +76,10 @@ def train(matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
     "Learn L U ~ A and save the network."
     from lufmm_nb.training import fit_lu
     A, _ = load_matrix(matrix, n, sparse=True)
-    net, h = fit_lu(A, block_size=block_size, preset=preset, transpose_loss=not no_transpose_loss, blockwise=not end_to_end,
-                    time_limit=time_limit, max_steps=max_steps, dtype=getattr(torch, dtype), device=device, seed=seed,
-                    progress=not quiet, checkpoint=out, resume=out if resume else None)
+    net, h = fit_lu(A, block_size=block_size, preset=preset or (None if resume else 'quick'), transpose_loss=not no_transpose_loss,
+                    blockwise=not end_to_end, time_limit=time_limit, max_steps=max_steps, dtype=getattr(torch, dtype),
+                    device=device, seed=seed, progress=not quiet, checkpoint=out, resume=out if resume else None,
+                    **({'init': init} if init else {}))
     print(f"{net}\n{h}\nsaved to {out}")
     return net, h
 

@@ -243,7 +243,8 @@ class TrainHistory:
     @classmethod
     def from_dict(cls, d): return cls(**d)
     def __len__(self): return len(self.loss)
-    def __repr__(self): return f"TrainHistory({len(self)} steps, {len(set(self.block))} blocks, last loss {self.loss[-1] if self.loss else float('nan'):.3e}, {self.stopped or 'running'})"
+    def __repr__(self): return (f"TrainHistory({len(self)} steps, {len(set(self.block))} blocks, last loss "
+                                f"{self.loss[-1] if self.loss else float('nan'):.3e}, {self.stopped or 'running'}{', start: ' + self.init if self.init else ''})")
 
 # %% ../nbs/07_training.ipynb #1336bce3
 class _Scaled:

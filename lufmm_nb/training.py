@@ -308,6 +308,9 @@ def _compressed_start(net, Sop, cfg):
     D = Sop.matmat(torch.eye(N, dtype=net.dtype, device=net.device)) if Sop.op.kind != 'tensor' else Sop.op._T / Sop.s
     if not bool(torch.isfinite(D).all()):
         raise TrainingDiverged("fit_lu: products with A returned NaN or Inf while forming A for the compressed start", net, None)
+    M, i = net.n_blocks, torch.arange(net.n_blocks, device=D.device)
+    if _far_zero(net) and not bool(((D.reshape(M, P, M, P).abs().amax((1, 3)) > 0) & ((i[:, None] - i[None]).abs() > 1)).any()):
+        return "random (A is block tridiagonal at this block size: the least-squares warm start is exact)"
     try: L, U = block_lu(D, P)
     except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
     trial = copy.deepcopy(net)
@@ -330,7 +333,7 @@ def _probe_set(Aop, kind, N, k, dtype, device, seed, transpose_loss):
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
            block_size:int=32,        # leaf block size `P`
            n_blocks:int=None,        # number of leaf blocks (default N // block_size; a power of two)
-           preset:str=None,          # 'seed' (the article's Adam schedule), 'quick' or 'best' (default 'best'; on resume, the checkpoint's)
+           preset:str='best',        # 'seed' (the article's Adam schedule), 'quick' or 'best'; with `resume`, None takes the checkpoint's
            transpose_loss:bool=True, # also fit `(LU)^T x = A^T x`
            blockwise:bool=True,      # train block row by block row, freezing what each row used
            optimizer:str=None,       # 'adam' or 'lbfgs'; default from the preset
@@ -406,7 +409,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         hist = TrainHistory.from_dict(st['history']); hist.stopped = ''
         if preset is not None and preset != hist.preset:
             raise ValueError(f"{where}: checkpoint {resume} was trained with preset {hist.preset!r}, this call asks for "
-                             f"{preset!r}; a resumed run keeps its checkpoint's settings (leave preset=None)")
+                             f"{preset!r}; a resumed run keeps its checkpoint's settings (pass preset={hist.preset!r} or preset=None)")
         changed = {k: v for k, v in overrides.items() if st['cfg'].get(k) != v}
         if changed or (optimizer is not None and optimizer != st['cfg']['optimizer']):
             raise ValueError(f"{where}: a resumed run keeps the settings of checkpoint {resume}; this call changes "

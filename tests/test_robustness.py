@@ -551,15 +551,15 @@ def test_resume_without_training_state(tmp_path):
         fit_lu(lap(), 8, resume=p, max_steps=6, **QUICK)
 
 def test_resume_other_preset(train_ckpt):
-    with pytest.raises(ValueError, match=r"fit_lu: checkpoint .*ck\.pt was trained with preset 'quick', this call asks for 'best'"):
-        fit_lu(lap(), 8, resume=train_ckpt, preset='best', progress=False)
+    with pytest.raises(ValueError, match=r"fit_lu: checkpoint .*ck\.pt was trained with preset 'quick', this call asks for 'best'.*pass preset='quick'"):
+        fit_lu(lap(), 8, resume=train_ckpt, progress=False)          # the default preset is 'best'
 
 def test_resume_changed_override(train_ckpt):
     with pytest.raises(ValueError, match=r"fit_lu: a resumed run keeps the settings of checkpoint .*ck\.pt; this call changes \['lbfgs_iter'\]"):
         fit_lu(lap(), 8, resume=train_ckpt, lbfgs_iter=3, **QUICK)
 
-def test_resume_default_preset_is_the_checkpoints(train_ckpt):
-    net, hist = fit_lu(lap(), 8, resume=train_ckpt, progress=False)
+def test_resume_preset_none_is_the_checkpoints(train_ckpt):
+    net, hist = fit_lu(lap(), 8, resume=train_ckpt, preset=None, progress=False)
     assert hist.preset == 'quick' and net.training_state['cfg']['optimizer'] == 'lbfgs'
 
 def test_resume_missing(tmp_path):

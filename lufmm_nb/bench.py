@@ -54,8 +54,9 @@ def bench_gfmm(sizes=(1024, 4096, 16384, 65536), # values of N
                  params=blk.num_params, params_over_N2=blk.num_params / N**2)
         rows.append(r)
         if verbose:
-            print(f"N={N:6d}  gfmm {r['t_gfmm_ms']:8.2f} ms  dense {r['t_dense_ms']:9.2f} ms  speedup {r['speedup']:6.1f}x  "
-                  f"train step {r['t_train_step_ms']:8.1f} ms  params {r['params']:>11,} = {r['params_over_N2']:.3%} of N^2", flush=True)
+            ms = lambda v, w: f"{v:{w}.2f} ms" if math.isfinite(v) else f"{'-':>{w}}   "     # '-': not measured at this N
+            print(f"N={N:6d}  gfmm {ms(r['t_gfmm_ms'], 8)}  dense {ms(r['t_dense_ms'], 9)}  speedup {r['speedup']:6.1f}x  "
+                  f"train step {ms(r['t_train_step_ms'], 8)}  params {r['params']:>11,} = {r['params_over_N2']:.3%} of N^2", flush=True)
     return rows
 
 # %% ../nbs/12_bench.ipynb #6d940144

@@ -304,7 +304,8 @@ def _check_device(device, where='fit_lu'):
 def _compressed_start(net, Sop, cfg):
     "Load the compressed exact block LU of `A` (as `Sop` scales it) into `net` if it is exact to `compress_tol`; returns 'compress', or why not (then `net` is untouched)."
     N, P = net.N, net.block_size
-    if N > cfg['compress_max_n']: return f"random (N = {N} > compress_max_n = {cfg['compress_max_n']})"
+    max_n, rtol = cfg.get('compress_max_n', PRESETS['best']['compress_max_n']), cfg.get('compress_tol', PRESETS['best']['compress_tol'])
+    if N > max_n: return f"random (N = {N} > compress_max_n = {max_n})"
     D = Sop.matmat(torch.eye(N, dtype=net.dtype, device=net.device)) if Sop.op.kind != 'tensor' else Sop.op._T / Sop.s
     if not bool(torch.isfinite(D).all()):
         raise TrainingDiverged("fit_lu: products with A returned NaN or Inf while forming A for the compressed start", net, None)
@@ -316,7 +317,7 @@ def _compressed_start(net, Sop, cfg):
     trial = copy.deepcopy(net)
     compress_gfmm(trial.L, L); compress_gfmm(trial.U, U)
     err = float(torch.linalg.norm(trial.to_dense() - D) / torch.linalg.norm(D))
-    tol = max(cfg['compress_tol'], 100 * torch.finfo(net.dtype).eps)      # float32 cannot do better than ~1e-6
+    tol = max(rtol, 100 * torch.finfo(net.dtype).eps)                      # float32 cannot do better than ~1e-6
     if not err <= tol: return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
     for p, q in zip(_edge_tensors(net), _edge_tensors(trial)): p.copy_(q)
     return 'compress'

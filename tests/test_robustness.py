@@ -674,3 +674,8 @@ def test_fit_lu_best_compressed_start_float32():
     assert hist.init == 'compress' and net.dtype == torch.float32
     err = float(torch.linalg.matrix_norm(net.to_dense().detach().double() - A, 2) / torch.linalg.matrix_norm(A, 2))
     assert err < 1e-5
+
+def test_fit_lu_quick_with_compressed_start():
+    "init='compress' is a preset entry like any other: 'quick' takes it too (with 'best''s size cap and tolerance)."
+    net, hist = fit_lu(ops.rbf_kernel(64), 16, preset='quick', init='compress', progress=False)
+    assert hist.init == 'compress' and len(hist) == 0

@@ -201,7 +201,7 @@ def _solver(block, lower, transpose, where):
         D = bw[block.offsets.index(0), M - 1:] if 0 in block.offsets else bw.new_zeros(M, P, P)
         LU, piv, cond = _factor_diag(D)                       # one batched LU of all M diagonal blocks
         Dinv = torch.linalg.lu_solve(LU, piv, torch.eye(P, dtype=D.dtype, device=D.device).expand(M, P, P))
-        cache.update(key=key, diag=(LU, piv, cond, Dinv), ops={})
+        cache.update(key=key, diag=(LU, piv, cond, Dinv), ops={}, np_ops={})
     if d not in cache['ops']:
         enc, dec, bw = [t.detach() for t in block.edges()]
         P, Dinv = block.block_size, cache['diag'][3]
@@ -228,6 +228,16 @@ class _few_threads:
     def __exit__(self, *exc):
         if self.on and self.n > 1: torch.set_num_threads(self.n)
 
+_CPU_NUMPY = True   # on CPU, run the sweep with NumPy: its per-call overhead is about a third of torch's for these tiny products
+
+def _sweep(ops, S, Bt, k):
+    "The sequential sweep, one product per op; works on torch tensors and on NumPy arrays alike."
+    mm = torch.mm if isinstance(S, torch.Tensor) else np.dot
+    for tgt, W, src, leaf in ops:
+        if leaf < 0: mm(W, S[src].reshape(-1, k), out=S[tgt])
+        elif W is None: S[tgt] = Bt[leaf]
+        else: S[tgt] = Bt[leaf] - W @ S[src].reshape(-1, k)
+
 @torch.no_grad()
 def _tri_apply(block, B, lower, transpose, max_cond, where, what):
     "Solve `T Y = B` (or `T^T Y = B`) for B of shape (N, k) by substitution through the tree."
@@ -235,12 +245,17 @@ def _tri_apply(block, B, lower, transpose, max_cond, where, what):
     M, P, n, k = block.n_blocks, block.block_size, block.n_nodes, B.shape[1]
     _check_cond(cond, P, block.dtype, max_cond, where, what)
     if k == 0: return B.clone()
-    S = B.new_zeros(2 * n + 1, P, k)                          # rows: encoder sums g (0..n-1), decoder values f (n..2n-1), 0
     Bt = torch.bmm(Dinv.mT if transpose else Dinv, B.reshape(M, P, k))   # D_ii^{-1} b_i for all leaves at once
-    for tgt, W, src, leaf in ops:                             # the sequential sweep: one product per op
-        if leaf < 0: torch.mm(W, S[src].reshape(-1, k), out=S[tgt])
-        elif W is None: S[tgt] = Bt[leaf]
-        else: torch.addmm(Bt[leaf], W, S[src].reshape(-1, k), alpha=-1, out=S[tgt])
+    if B.device.type == 'cpu' and _CPU_NUMPY:
+        cache = block.__dict__['_solve_cache']['np_ops']
+        d = (lower, transpose)
+        if d not in cache: cache[d] = [(t, None if W is None else W.numpy(), None if s is None else s.numpy(), l) for t, W, s, l in ops]
+        S = np.zeros((2 * n + 1, P, k), dtype=_np_dtype(B.dtype))
+        _sweep(cache[d], S, Bt.numpy(), k)
+        S = torch.from_numpy(S)
+    else:
+        S = B.new_zeros(2 * n + 1, P, k)                      # rows: encoder sums g (0..n-1), decoder values f (n..2n-1), 0
+        _sweep(ops, S, Bt, k)
     Y = S[M - 1:2 * M - 1].reshape(M * P, k)                  # the leaves' encoder values are the solution blocks
     if not bool(torch.isfinite(Y).all()):
         raise ValueError(f"{where}: the substitution with {what} overflowed (non-finite entries in the solution); the largest "

@@ -427,9 +427,10 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
                   frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise)
         hist.init = 'random'
-        if cfg.get('init') == 'compress':
+        if cfg.get('init') == 'compress' and not blockwise:   # block-wise runs try it at the first stage the warm start cannot solve
             hist.init = _compressed_start(net, _Scaled(Aop, hist.scale), cfg)
             if hist.init == 'compress': st['phase'] = 'polish' if cfg.get('polish_steps') else 'done'
+        st.update(try_compress=cfg.get('init') == 'compress' and blockwise, exact=True)
     t_offset = st['elapsed']
     Sop = _Scaled(Aop, hist.scale)
     params = _edge_tensors(net)
@@ -530,13 +531,19 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             floor = cfg.get('loss_floor', 0.) * float(Ar.square().sum() + (Ac.square().sum() if Ac is not None else 0.))
             with torch.no_grad():                                    # did the warm start already solve this stage?
                 skip = (ws_loss if ws_loss is not None and math.isfinite(ws_loss) else float(loss_fn())) <= floor
+            if not skip and st.get('try_compress'):            # the first stage the warm start cannot solve: try the
+                st['try_compress'] = False                     # compressed exact block LU before any optimiser step
+                hist.init = _compressed_start(net, Sop, cfg)
+                if hist.init == 'compress': st['exact'] = False; save_ckpt(); break
             ok = True if skip else run_phase(loss_fn, m, active, deadline, cfg['max_steps_per_block'], floor)
             local = local and skip                             # an optimiser step may have moved the far field
+            st['exact'] = st.get('exact', False) and skip      # every stage so far ended at its warm start
             if not ok: break
             st['frozen'] = [f | i for f, i in zip(st['frozen'], infl)]
             st.update(m=m + 1, stage_step=0, opt=None, stopper=None, warm_done=False)
             save_ckpt()
         if ok: st.update(phase='polish' if cfg.get('polish_steps') else 'done')
+        if ok and st.get('exact'): st.update(phase='done')     # every block row and column met its floor: so does the whole
     if ok and st['phase'] == 'e2e' and st['stage_step'] == 0 and cfg.get('warm_start') and Aop.has_transpose:
         warm_start_all(net, Sop, transpose_loss)
         if not _finite_state(net): raise TrainingDiverged("fit_lu: the least-squares warm start produced NaN or Inf", net, hist)

@@ -61,6 +61,20 @@ def test_fit_lu_quick_matrix_free(make):
 
 
 @pytest.mark.parametrize('make', [operators.convection_diffusion_1d, operators.laplacian_1d])
+def test_fit_lu_best_matrix_free_when_blockwise_is_exact(make):
+    "'best' on a block-tridiagonal operator: every stage ends at its warm start, so neither the compressed start nor the"
+    "end-to-end polish (both of which would form N x N arrays) is needed, and none happens."
+    N = 4096
+    S = make(N, sparse=True)
+    A = NoDense(S)
+    net, hist = _guarded(lambda: fit_lu(A, block_size=32, preset='best', progress=False), N, 1 / 16)
+    assert hist.init == 'random' and len(hist) == 0 and net.training_state['phase'] == 'done'
+    assert A.products < 4 * N
+    plain, prec = _gmres_ratio(S, net)
+    assert prec['iterations'] <= 3
+
+
+@pytest.mark.parametrize('make', [operators.convection_diffusion_1d, operators.laplacian_1d])
 def test_fit_matrix_free_16384(make):
     N = 16384
     S = make(N, sparse=True)

@@ -251,7 +251,7 @@ def _tri_apply(block, B, lower, transpose, max_cond, where, what):
         d = (lower, transpose)
         if d not in cache: cache[d] = [(t, None if W is None else W.numpy(), None if s is None else s.numpy(), l) for t, W, s, l in ops]
         S = np.zeros((2 * n + 1, P, k), dtype=_np_dtype(B.dtype))
-        _sweep(cache[d], S, Bt.numpy(), k)
+        with np.errstate(all='ignore'): _sweep(cache[d], S, Bt.numpy(), k)   # overflow is checked (and named) below
         S = torch.from_numpy(S)
     else:
         S = B.new_zeros(2 * n + 1, P, k)                      # rows: encoder sums g (0..n-1), decoder values f (n..2n-1), 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
 from .solve import SingularBlockError
-from .compress import block_lu, compress_gfmm
+from .compress import block_lu, compress_gfmm, _dense
 
 # %% ../nbs/07_training.ipynb #532f8e53
 def _unit_rows(m, P, N, dtype, device):
@@ -306,7 +306,7 @@ def _compressed_start(net, Sop, cfg):
     N, P = net.N, net.block_size
     max_n, rtol = cfg.get('compress_max_n', PRESETS['best']['compress_max_n']), cfg.get('compress_tol', PRESETS['best']['compress_tol'])
     if N > max_n: return f"random (N = {N} > compress_max_n = {max_n})"
-    D = Sop.matmat(torch.eye(N, dtype=net.dtype, device=net.device)) if Sop.op.kind != 'tensor' else Sop.op._T / Sop.s
+    D = _dense(Sop.op) / Sop.s
     if not bool(torch.isfinite(D).all()):
         raise TrainingDiverged("fit_lu: products with A returned NaN or Inf while forming A for the compressed start", net, None)
     M, i = net.n_blocks, torch.arange(net.n_blocks, device=D.device)
@@ -377,9 +377,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"{where}: dtype must be torch.float32 or torch.float64, got {dtype}")
     _check_cfg(cfg, where)
-    try: Aop = MatVecOperator(A, n=n, rmatvec=rmatvec, dtype=dtype, device=device)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"{where}: {str(e).split(': ', 1)[-1]}") from None
+    Aop = MatVecOperator.checked(A, where, n=n, rmatvec=rmatvec, dtype=dtype, device=device)
     N = Aop.N
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")

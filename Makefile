@@ -15,7 +15,7 @@ export PYTHONHASHSEED := 0
         export clean-nbs readme nbtest pytest docs browser-test experiments bench lab
 
 help:
-	@echo "make run          install and run the main job (reproduce the article's table, quick preset)"
+	@echo "make run          install and run the main job (the article's table, every row exact, and its training experiment)"
 	@echo "make test         install dev extras, check sync/clean/readme, run notebook tests and pytest"
 	@echo "make test-slow    also run cells flagged #| slow and pytest -m slow"
 	@echo "make docs         build the docs (Quarto if present, else a static HTML preview in _docs/)"
@@ -55,7 +55,7 @@ $(VENV)/.installed-browser: | $(PY)
 install-dev: $(STAMP) $(VENV)/.installed-browser
 
 run: install
-	$(BIN)/lufmm reproduce --preset quick --out results
+	$(BIN)/lufmm reproduce --out results
 
 # ---------------------------------------------------------------------------------- tests
 # The library must be what nbdev_export makes of the notebooks (checked in a scratch copy).

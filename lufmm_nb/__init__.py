@@ -13,11 +13,21 @@ from .fmm import FMMMatrix
 from .gfmm import GFMMBlock, gfmm_from_fmm, gfmm_reference_dense, bridge_offsets, BRIDGE_PATTERNS
 from .triangular import lower_block, upper_block
 from . import operators
-from .lunet import LUNet, MatVecOperator
-from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS
+from .lunet import LUNet, MatVecOperator, UnsafeCheckpointError, plain_checkpoint
+from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS, matrix_fingerprint
 from .compress import compress_lu, compress_gfmm, block_lu
 from .solve import lu_solve, triangular_solve, dense_block_solve, SingularBlockError
 from .metrics import evaluate_lu, format_metrics, metrics_table, error_heatmap
 from .precond import (krylov_solve, krylov_compare, jacobi_preconditioner, ilu_preconditioner, amg_preconditioner,
                               learned_preconditioner, fit_matrix_free, breakeven_rhs, bench_precond)
 from .bench import run_benchmarks
+
+# %% ../nbs/99_api.ipynb #99f5e6f1
+__all__ = [  # what `from lufmm_nb import *` gives: the names above, so that star imports and docs tools see the API
+    'check_operator', 'fmm1_compress', 'fmm1_matvec', 'FMM1', 'FMMMatrix', 'GFMMBlock', 'gfmm_from_fmm', 'gfmm_reference_dense',
+    'bridge_offsets', 'BRIDGE_PATTERNS', 'lower_block', 'upper_block', 'operators', 'LUNet', 'MatVecOperator',
+    'UnsafeCheckpointError', 'plain_checkpoint', 'fit_lu', 'TrainHistory', 'TrainingDiverged', 'PRESETS', 'matrix_fingerprint',
+    'compress_lu', 'compress_gfmm', 'block_lu', 'lu_solve', 'triangular_solve', 'dense_block_solve', 'SingularBlockError',
+    'evaluate_lu', 'format_metrics', 'metrics_table', 'error_heatmap', 'krylov_solve', 'krylov_compare', 'jacobi_preconditioner',
+    'ilu_preconditioner', 'amg_preconditioner', 'learned_preconditioner', 'fit_matrix_free', 'breakeven_rhs', 'bench_precond',
+    'run_benchmarks']

@@ -24,13 +24,14 @@ class MatVecOperator:
                  rmatvec=None,             # callable for `A^T X` when `A` is a callable
                  dtype=torch.float64,      # dtype of the products handed back
                  device=None,              # device of the products handed back
+                 check_finite:bool=True,   # raise `ValueError` when a product comes back with NaN or Inf
                 ):
         if not (isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.float64)):
             raise TypeError(f"MatVecOperator: dtype must be torch.float32 or torch.float64, got {dtype}")
         if rmatvec is not None and not callable(rmatvec):
             raise TypeError(f"MatVecOperator: rmatvec must be callable, got {type(rmatvec).__name__}")
         self.dtype, self.device = dtype, torch.device(device or 'cpu')
-        self._rm = rmatvec
+        self._rm, self.check_finite = rmatvec, bool(check_finite)
         if isinstance(A, MatVecOperator): A = A.A
         self.A = A
         if isinstance(A, torch.Tensor):
@@ -51,6 +52,8 @@ class MatVecOperator:
             if not np.all(np.isfinite(self._S.data)): raise ValueError("MatVecOperator: the sparse matrix contains NaN or Inf")
         elif isinstance(A, LinearOperator):
             if A.shape[0] != A.shape[1]: raise ValueError(f"MatVecOperator: expected a square operator, got shape {A.shape}")
+            if A.dtype is not None and np.dtype(A.dtype).kind == 'c':
+                raise TypeError(f"MatVecOperator: expected a real operator, got a LinearOperator of dtype {np.dtype(A.dtype)}")
             self.kind = 'linop'
         elif callable(A):
             if n is None: n = getattr(A, 'shape', (None,))[0]
@@ -75,10 +78,18 @@ class MatVecOperator:
         return self.kind in ('tensor', 'sparse', 'linop') or self._rm is not None
 
     def _out(self, Y, k, what):
-        Y = torch.as_tensor(Y) if not isinstance(Y, torch.Tensor) else Y
+        try: Y = torch.as_tensor(Y) if not isinstance(Y, torch.Tensor) else Y
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"MatVecOperator: {what} returned {type(Y).__name__}, expected an array or tensor of shape {(self.N, k)}") from None
         if tuple(Y.shape) != (self.N, k) and not (k == 1 and tuple(Y.shape) == (self.N,)):
             raise ValueError(f"MatVecOperator: {what} returned shape {tuple(Y.shape)}, expected {(self.N, k)}")
-        return Y.reshape(self.N, k).to(dtype=self.dtype, device=self.device)
+        if Y.is_complex(): raise TypeError(f"MatVecOperator: {what} returned complex values ({Y.dtype}), expected real ones")
+        if not (Y.is_floating_point() or Y.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+            raise TypeError(f"MatVecOperator: {what} returned {Y.dtype}, expected real numbers")
+        Y = Y.reshape(self.N, k).to(dtype=self.dtype, device=self.device)
+        if self.check_finite and not bool(torch.isfinite(Y).all()):
+            raise ValueError(f"MatVecOperator: {what} returned NaN or Inf (expected finite products with A)")
+        return Y
 
     def _apply(self, X, transpose):
         if X.dim() != 2 or X.shape[0] != self.N:

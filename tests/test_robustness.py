@@ -552,7 +552,7 @@ def test_resume_without_training_state(tmp_path):
 
 def test_resume_other_preset(train_ckpt):
     with pytest.raises(ValueError, match=r"fit_lu: checkpoint .*ck\.pt was trained with preset 'quick', this call asks for 'best'.*pass preset='quick'"):
-        fit_lu(lap(), 8, resume=train_ckpt, progress=False)          # the default preset is 'best'
+        fit_lu(lap(), 8, resume=train_ckpt, preset='best', progress=False)
 
 def test_resume_changed_override(train_ckpt):
     with pytest.raises(ValueError, match=r"fit_lu: a resumed run keeps the settings of checkpoint .*ck\.pt; this call changes \['lbfgs_iter'\]"):
@@ -578,7 +578,7 @@ class NaNAfter:
 def test_diverged_callable_nan(tmp_path):
     A, ck = rand_A(), tmp_path / 'ck.pt'
     with pytest.raises(TrainingDiverged, match=r"fit_lu: products with A returned NaN or Inf for block 2; training stopped") as e:
-        fit_lu(NaNAfter(A, 3), 8, n=64, rmatvec=lambda X: A.T @ X, optimizer='adam', max_steps=50, checkpoint=ck, **QUICK)
+        fit_lu(NaNAfter(A, 4), 8, n=64, rmatvec=lambda X: A.T @ X, optimizer='adam', max_steps=50, checkpoint=ck, **QUICK)
     assert isinstance(e.value, FloatingPointError)
     assert isinstance(e.value.net, LUNet) and finite(e.value.net) and len(e.value.history) > 0
     assert files(tmp_path) == ['ck.pt'] and finite(LUNet.load(ck))       # no temporary files, last good state
@@ -640,7 +640,7 @@ def test_interrupted_checkpoint_leaves_last_good_one(tmp_path, monkeypatch):
     assert files(tmp_path) == ['ck.pt']
     first = LUNet.load(ck)
     assert first.training_state['step'] >= 1 and finite(first)
-    net, hist = fit_lu(A, 8, optimizer='adam', resume=ck, max_steps=first.training_state['step'] + 2, **QUICK)
+    net, hist = fit_lu(A, 8, optimizer='adam', resume=ck, max_steps=2, **QUICK)   # 2 more steps
     assert len(hist) == first.training_state['step'] + 2 and files(tmp_path) == ['ck.pt']
 
 
@@ -679,3 +679,113 @@ def test_fit_lu_quick_with_compressed_start():
     "init='compress' is a preset entry like any other: 'quick' takes it too (with 'best''s size cap and tolerance)."
     net, hist = fit_lu(ops.rbf_kernel(64), 16, preset='quick', init='compress', progress=False)
     assert hist.init == 'compress' and len(hist) == 0
+
+
+# ------------------------------------------------------- resumes know their matrix, their settings and their budget
+def test_resume_on_another_matrix(tmp_path):
+    "The issue's reproducer: a checkpoint of one kernel resumed on another used to end 'converged' at relative error 0.98."
+    ck = tmp_path / 'c.pt'
+    fit_lu(ops.exponential_kernel(64), block_size=16, max_steps=1, checkpoint=ck, progress=False, init='random')
+    A2 = 7 * ops.rbf_kernel(64, nugget=0.1)
+    with pytest.raises(ValueError, match=r"fit_lu: checkpoint .*c\.pt was trained on another matrix: A's fingerprint .* differs"):
+        fit_lu(A2, block_size=16, resume=ck, progress=False)
+
+@pytest.mark.parametrize('form', ['dense', 'sparse', 'linop'])
+def test_resume_same_matrix_other_form(tmp_path, form):
+    A, ck = rand_A(), tmp_path / 'c.pt'
+    fit_lu(A, 8, max_steps=2, checkpoint=ck, **QUICK)
+    B = {'dense': A.numpy(), 'sparse': sp.csr_matrix(A.numpy()), 'linop': aslinearoperator(A.numpy())}[form]
+    _, h = fit_lu(B, 8, resume=ck, max_steps=2, progress=False)
+    assert len(h) == 4
+
+def test_resume_scaled_matrix_is_another(tmp_path):
+    A, ck = rand_A(), tmp_path / 'c.pt'
+    fit_lu(A, 8, max_steps=2, checkpoint=ck, **QUICK)
+    with pytest.raises(ValueError, match='trained on another matrix'):
+        fit_lu(A * (1 + 1e-6), 8, resume=ck, progress=False)
+
+@pytest.mark.parametrize('arg, value', [('transpose_loss', False), ('blockwise', False), ('probes', 16), ('normalize', False)])
+def test_resume_contradicting_argument(train_ckpt, arg, value):
+    with pytest.raises(ValueError, match=rf"fit_lu: checkpoint .* was trained with {arg}=.*, this call asks for {arg}={value}"):
+        fit_lu(lap(), 8, resume=train_ckpt, progress=False, **{arg: value})
+
+def test_resume_repeating_the_checkpoints_settings_is_fine(train_ckpt):
+    net, h = fit_lu(lap(), 8, resume=train_ckpt, transpose_loss=True, blockwise=True, preset='quick', progress=False)
+    assert h.stopped == 'converged'
+
+def test_resume_time_limit_counts_from_now(tmp_path):
+    "A checkpoint that already spent a long time: a resume with a time limit still trains (it used to stop at once)."
+    A, ck = rand_A(), tmp_path / 'c.pt'
+    fit_lu(A, 8, optimizer='adam', max_steps=2, checkpoint=ck, **QUICK)
+    raw = torch.load(ck, weights_only=True); raw['training_state']['elapsed'] = 1e6; torch.save(raw, ck)
+    _, h = fit_lu(A, 8, optimizer='adam', resume=ck, time_limit=60, max_steps=3, progress=False)
+    assert len(h) == 5 and h.stopped == 'max_steps'
+
+def test_resume_old_checkpoint_without_fingerprint_warns(tmp_path):
+    A, ck = rand_A(), tmp_path / 'c.pt'
+    fit_lu(A, 8, max_steps=2, checkpoint=ck, **QUICK)
+    raw = torch.load(ck, weights_only=True); del raw['training_state']['fingerprint']; torch.save(raw, ck)
+    with pytest.warns(UserWarning, match='does not record which matrix it was trained on'):
+        fit_lu(A, 8, resume=ck, max_steps=1, progress=False)
+
+@pytest.mark.parametrize('v', [1, 'yes', 0.0])
+def test_fit_lu_bool_flags(v):
+    with pytest.raises(TypeError, match=r"fit_lu: expected transpose_loss True, False or None, got"):
+        fit_lu(lap(), 8, transpose_loss=v, **QUICK)
+
+# ------------------------------------------------------------------------ products a callable hands back
+def test_callable_complex_products():
+    A = lap().numpy()
+    f = lambda X: (A @ X.numpy()).astype(complex) * (1 + 1e-3j)
+    with pytest.raises(TypeError, match=r"MatVecOperator: the callable returned complex values"):
+        fit_lu(f, 8, n=64, rmatvec=f, **QUICK)
+
+def test_linear_operator_complex_dtype():
+    L = aslinearoperator(lap().numpy().astype(complex))
+    with pytest.raises(TypeError, match=r"fit_lu: expected a real operator, got a LinearOperator of dtype complex128"):
+        fit_lu(L, 8, **QUICK)
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_callable_nonfinite_products_outside_training(bad):
+    op = MatVecOperator(lambda X: X * bad, n=8)
+    with pytest.raises(ValueError, match=r"MatVecOperator: the callable returned NaN or Inf"):
+        op.matmat(torch.ones(8, 1, dtype=f64))
+
+def test_callable_nonfinite_products_compress():
+    with pytest.raises(ValueError, match=r"NaN or Inf"):
+        compress_lu(lambda X: X * float('nan'), 8, n=64)
+
+@pytest.mark.parametrize('ret, msg', [(lambda X: 'oops', r"the callable returned str"),
+                                      (lambda X: X.bool(), r"the callable returned torch\.bool, expected real numbers"),
+                                      (lambda X: X[:-1], r"the callable returned shape \(63, 8\), expected \(64, 8\)")])
+def test_callable_wrong_products(ret, msg):
+    with pytest.raises((TypeError, ValueError), match=msg):
+        fit_lu(ret, 8, n=64, rmatvec=ret, **QUICK)
+
+# ------------------------------------------------------------------------------------ the public namespace
+def test_star_import_exports_the_api():
+    import lufmm_nb
+    ns = {}
+    exec('from lufmm_nb import *', ns)
+    names = {k for k in ns if not k.startswith('__')}
+    assert {'fit_lu', 'LUNet', 'evaluate_lu', 'FMMMatrix', 'GFMMBlock', 'operators', 'SingularBlockError'} <= names
+    assert names == set(lufmm_nb.__all__)
+
+# ---------------------------------------------------------------------------------------------- the CLI
+def lufmm(*args):
+    import subprocess, sys
+    return subprocess.run([sys.executable, '-c', 'from lufmm_nb.cli import main; main()', *args], capture_output=True, text=True)
+
+@pytest.mark.parametrize('args, msg', [
+    (['train', '--matrix', 'no_such_operator'], "lufmm train: error: load_matrix: expected an operator name"),
+    (['train', '--preset', 'fast', '--n', '64', '--block_size', '8'], "lufmm train: error: fit_lu: preset must be one of"),
+    (['train', '--n', '64', '--block_size', '7'], "lufmm train: error: fit_lu: block_size 7 does not divide N = 64"),
+    (['evaluate', '--checkpoint', 'missing.pt'], "lufmm evaluate: error: LUNet.load: no such file: missing.pt"),
+    (['reproduce', '--cases', 'nope'], "lufmm reproduce: error: reproduce_table: unknown cases ['nope']"),
+    (['frobnicate'], "lufmm: unknown command 'frobnicate'"),
+])
+def test_cli_user_errors_are_one_line(tmp_path, args, msg):
+    out = lufmm(*args, *(['--out', str(tmp_path / 'o.pt')] if args[0] == 'train' else []))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().startswith(msg), out.stderr
+    assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
 from .solve import SingularBlockError
-from .compress import block_lu, compress_gfmm, _dense
+from .compress import block_lu, compress_gfmm, pivot_split, rel_error, _dense
 
 # %% ../nbs/07_training.ipynb #532f8e53
 def _unit_rows(m, P, N, dtype, device):
@@ -84,8 +84,7 @@ def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True):
         Urow = U(E(m), transpose=True)                                     # (P, N) row m of U; its block m is U_mm
         T = R[:, sl(m)] + Lmm @ Urow[:, sl(m)]
         if kL is not None:
-            W, S, Vh = torch.linalg.svd(T)
-            r = S.sqrt()
+            W, r, Vh = pivot_split(T, m, 'fit_lu', check=False)      # a singular pivot is judged on the final factors
             Lnew, Unew = W * r, r[:, None] * Vh
             L.bridge[kL] = Lnew
         else: Lnew, Unew = Lmm, Urow[:, sl(m)] + _lstsq(Lmm, R[:, sl(m)])
@@ -139,7 +138,7 @@ def _warm_start_local(net, Ar, Ac, m, active, transpose_loss=True):
         Rp, Rm = Rp - dX @ Upp, Rm - dX @ Upm
     if live(active[5], kU0):                                 # (b) the pivot block, then U_{m,m+1}
         if live(active[2], kLm):
-            W, S, Vh = torch.linalg.svd(Rm + Lm @ Um); r = S.sqrt()
+            W, r, Vh = pivot_split(Rm + Lm @ Um, m, 'fit_lu', check=False)
             Lnew, Unew = W * r, r[:, None] * Vh
             new['L', kLm] = Lnew
         else: Lnew, Unew = Lm, Um + _lstsq(Lm, Rm)
@@ -264,6 +263,15 @@ def _scale_of(Aop, P):
     if not (s > 0 and math.isfinite(s)): raise ValueError(f"fit_lu: cannot normalise A: max |A_ij| is {s}")
     return s
 
+def _check_unscaled(Aop, P, dtype, where='fit_lu'):
+    "1.0, after checking that training on A unscaled keeps the squared loss inside the floating-point range."
+    s, fi = _scale_of(Aop, P), torch.finfo(dtype)
+    if not fi.tiny ** 0.25 <= s <= fi.max ** 0.25:
+        raise ValueError(f"{where}: normalize=False with max |A_ij| = {s:.3g}: the squared loss would "
+                         f"{'overflow' if s > 1 else 'underflow'} in {str(dtype).replace('torch.', '')} (expected max |A_ij| in "
+                         f"[{fi.tiny ** 0.25:.0e}, {fi.max ** 0.25:.0e}]); use normalize=True, the default, or rescale A")
+    return 1.0
+
 _CHECKS = {  # preset entry: (test, what is expected)
     **{k: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v), 'a number > 0')
        for k in ('lr', 'lr_drop')},
@@ -317,7 +325,7 @@ def _compressed_start(net, Sop, cfg):
     except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
     trial = copy.deepcopy(net)
     compress_gfmm(trial.L, L); compress_gfmm(trial.U, U)
-    err = float(torch.linalg.norm(trial.to_dense() - D) / torch.linalg.norm(D))
+    err = rel_error(trial.to_dense(), D)
     tol = max(rtol, 100 * torch.finfo(net.dtype).eps)                      # float32 cannot do better than ~1e-6
     if not err <= tol: return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
     for p, q in zip(_edge_tensors(net), _edge_tensors(trial)): p.copy_(q)
@@ -448,7 +456,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     else:
         torch.manual_seed(seed)
         net = LUNet(M, P, dtype=dtype, device=device, init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'])
-        scale = _scale_of(Aop, P) if normalize else 1.0
+        scale = _scale_of(Aop, P) if normalize else _check_unscaled(Aop, P, dtype, where)
         hist = TrainHistory(scale=scale, preset=preset)
         transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
         st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,

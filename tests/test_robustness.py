@@ -586,12 +586,27 @@ def test_diverged_callable_nan(tmp_path):
 @pytest.mark.parametrize('blockwise', [True, False], ids=['blockwise', 'end-to-end'])
 def test_diverged_loss_overflow(tmp_path, blockwise):
     ck = tmp_path / 'ck.pt'
-    with pytest.raises(TrainingDiverged, match=r"fit_lu: the loss became (nan|inf) at step 0 \(block -?\d+\); "
+    with pytest.raises(TrainingDiverged, match=r"fit_lu: the loss became (nan|inf) at step \d+ \(block -?\d+\); "
                                                r"training stopped and the last good weights were restored") as e:
-        fit_lu(lap() * 1e200, 8, preset='seed', progress=False, normalize=False, blockwise=blockwise, max_steps=5,
-               checkpoint=ck)
+        fit_lu(lap(), 8, preset='seed', progress=False, lr=1e200, blockwise=blockwise, max_steps=5, checkpoint=ck)
     assert finite(e.value.net)
     assert files(tmp_path) == ['ck.pt'] and finite(LUNet.load(ck))
+
+@pytest.mark.parametrize('scale, what', [(1e200, 'overflow'), (1e-200, 'underflow')])
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_unnormalised_extreme_scale_is_refused(scale, what, dtype):
+    A = lap() * (scale if dtype == torch.float64 else scale ** 0.1)
+    with pytest.raises(ValueError, match=rf"fit_lu: normalize=False with max \|A_ij\| = .*: the squared loss would {what}"):
+        fit_lu(A, 8, preset='seed', progress=False, normalize=False, dtype=dtype, max_steps=5)
+
+@pytest.mark.parametrize('scale', [1e-300, 1e-150, 1e150, 1e300])
+@pytest.mark.parametrize('preset', ['quick', 'best'])
+def test_extreme_scales_train_normalised(scale, preset):
+    "The default (normalised) path at both ends of the floating-point range: the factors are right, at A's own scale."
+    A = ops.rbf_kernel(64) if preset == 'best' else lap()
+    net, h = fit_lu(A * scale, 16 if preset == 'best' else 8, preset=preset, progress=False)
+    with torch.no_grad(): err = float(torch.linalg.norm(net.to_dense() / scale - A) / torch.linalg.norm(A))
+    assert err < 1e-12 and h.stopped == 'converged'
 
 # --------------------------------------------------------------------- no partial files left behind
 def test_save_onto_directory_leaves_nothing(tmp_path):

@@ -9,14 +9,14 @@ __all__ = []
 # %% ../nbs/99_api.ipynb #92772477
 from .testing import check_operator
 from .fmm1 import fmm1_compress, fmm1_matvec, FMM1
-from .fmm import FMMMatrix
-from .gfmm import GFMMBlock, gfmm_from_fmm, gfmm_reference_dense, bridge_offsets, BRIDGE_PATTERNS
+from .fmm import FMMMatrix, pow2_scale
+from .gfmm import GFMMBlock, clear_caches, weights_fingerprint, gfmm_from_fmm, gfmm_reference_dense, bridge_offsets, BRIDGE_PATTERNS
 from .triangular import lower_block, upper_block
 from . import operators
 from .lunet import LUNet, MatVecOperator, UnsafeCheckpointError, plain_checkpoint
-from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS, matrix_fingerprint
-from .compress import compress_lu, compress_gfmm, block_lu
-from .solve import lu_solve, triangular_solve, dense_block_solve, SingularBlockError
+from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS, matrix_fingerprint, pivot_conditions, probe_error
+from .compress import compress_lu, compress_gfmm, block_lu, pivot_split, rel_error
+from .solve import lu_solve, triangular_solve, dense_block_solve, SingularBlockError, default_max_cond
 from .metrics import evaluate_lu, format_metrics, metrics_table, error_heatmap
 from .precond import (krylov_solve, krylov_compare, jacobi_preconditioner, ilu_preconditioner, amg_preconditioner,
                               learned_preconditioner, fit_matrix_free, breakeven_rhs, bench_precond)
@@ -30,4 +30,5 @@ __all__ = [  # what `from lufmm_nb import *` gives: the names above, so that sta
     'compress_lu', 'compress_gfmm', 'block_lu', 'lu_solve', 'triangular_solve', 'dense_block_solve', 'SingularBlockError',
     'evaluate_lu', 'format_metrics', 'metrics_table', 'error_heatmap', 'krylov_solve', 'krylov_compare', 'jacobi_preconditioner',
     'ilu_preconditioner', 'amg_preconditioner', 'learned_preconditioner', 'fit_matrix_free', 'breakeven_rhs', 'bench_precond',
-    'run_benchmarks']
+    'run_benchmarks', 'pow2_scale', 'clear_caches', 'weights_fingerprint', 'pivot_conditions', 'probe_error', 'pivot_split',
+    'rel_error', 'default_max_cond']

@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.basics import patch
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
-from .gfmm import GFMMBlock
+from .gfmm import GFMMBlock, clear_caches
 from .triangular import lower_block, upper_block
 
 # %% ../nbs/06_lunet.ipynb #74d13d2e
@@ -207,6 +207,12 @@ class LUNet(nn.Module):
     def __repr__(self):
         return (f"LUNet(N={self.N}, M={self.n_blocks}, P={self.block_size}, params={self.num_params:,} "
                 f"({self.num_params / self.N**2:.2%} of N^2), {str(self.dtype).replace('torch.', '')})")
+
+# %% ../nbs/06_lunet.ipynb #a9c58b09
+@patch
+def clear_caches(self:LUNet)->LUNet:
+    "Drop every cached derived quantity (masked edges, solve factorisations, pivot conditions); they are rebuilt on the next use."
+    return clear_caches(self)
 
 # %% ../nbs/06_lunet.ipynb #c4b0740e
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.dtype, torch.Size)

@@ -11,6 +11,8 @@ import numpy as np, torch
 import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
+from .fmm import pow2_scale
+from .gfmm import clear_caches
 from .lunet import LUNet, MatVecOperator
 from .solve import lu_solve, SingularBlockError
 
@@ -39,16 +41,17 @@ def _dense_A(A, N, max_n, where):
     elif isinstance(A, np.ndarray): D = np.asarray(A, dtype=np.float64)
     elif sp.issparse(A): D = A.toarray().astype(np.float64, copy=False)
     elif isinstance(A, MatVecOperator): D = A.matmat(torch.eye(N, dtype=torch.float64, device=A.device)).cpu().double().numpy()
-    else: D = np.asarray(A.matmat(np.eye(N)), dtype=np.float64)
+    else:
+        D = A.matmat(np.eye(N))
+        if np.iscomplexobj(D): raise TypeError(f"{where}: expected a real matrix A, got complex products A @ x (dtype {D.dtype})")
+        D = np.asarray(D, dtype=np.float64)
     if not np.isfinite(D).all(): raise ValueError(f"{where}: A contains NaN or Inf entries")
     return np.ascontiguousarray(D)
 
 def _eval_net(net):
     "`net` itself if it is float64 on the CPU, else a float64 CPU copy (casting float32 weights to float64 is exact)."
     if net.dtype == torch.float64 and net.device.type == 'cpu': return net
-    c = copy.deepcopy(net)
-    for B in (c.L, c.U): B.__dict__.pop('_solve_cache', None)   # the copy plans its own solves
-    return c.to(device='cpu', dtype=torch.float64)
+    return clear_caches(copy.deepcopy(net)).to(device='cpu', dtype=torch.float64)   # the copy plans its own solves
 
 def _svals(M):
     "Singular values of `M` (descending), or `None` when `M` has non-finite entries."
@@ -61,8 +64,10 @@ def _cond(s):
     return float(s[0] / s[-1])
 
 def _col_norms(X):
-    "2-norms of the columns of an (N, k) tensor; NaN (from non-finite columns) becomes inf."
-    n = torch.linalg.vector_norm(X, dim=0)
+    "2-norms of the columns of an (N, k) tensor, safe from over- and underflow (each column divided by its largest entry first); NaN becomes inf."
+    m = X.abs().amax(0)
+    m = torch.where(torch.isfinite(m) & (m > 0), m, torch.ones_like(m))
+    n = torch.linalg.vector_norm(X / m, dim=0) * m             # a plain norm squares: inf above ~1e154, 0 below ~1e-154
     return torch.where(torch.isfinite(n), n, torch.full_like(n, math.inf))
 
 # %% ../nbs/08_metrics.ipynb #2f8787e5
@@ -74,7 +79,7 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
                 batch:int=250,          # right-hand sides solved at once
                 seed_variant:bool=True, # also report the article's variant of e_x (`*_seed_abs`, see below)
                 max_n:int=8192,         # largest N accepted (dense A, A^, SVDs and LAPACK LU are formed)
-                max_cond:float=None,    # passed on to `lu_solve`; `None`: 1/eps of float64
+                max_cond:float=None,    # passed on to `lu_solve`; `None`: its default, 1/(P eps) of float64
                )->dict:
     "Operator, solution and backward errors of the learned factors next to LAPACK's, and condition numbers (SPEC 7), in float64."
     where = 'evaluate_lu'
@@ -85,6 +90,8 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
     net64 = _eval_net(net)
     L, U = net64.factors()
     Ah = (L @ U).numpy()                                       # A^ = L^ U^ in float64
+    sc = pow2_scale(float(np.abs(Ad).max()))                   # work with A / sc, A^ / sc (exact): no over- or underflow
+    Ad, Ah = Ad / sc, Ah / sc
     sA, sAh = _svals(Ad), _svals(Ah)
     sE = _svals(Ah - Ad) if sAh is not None else None
     normA = float(sA[0])
@@ -101,7 +108,7 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
     for start in range(0, n_samples, batch):
         k = min(batch, n_samples - start)
         X = torch.stack([torch.randn(N, generator=g, dtype=torch.float64) for _ in range(k)], 1)   # (N, k), x_i in turn
-        B = At @ X                                                    # b = A x
+        B = At @ X                                                    # b / sc with b = A x
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)
             Xl = torch.from_numpy(scipy.linalg.lu_solve(lu_piv, B.numpy(), check_finite=False))
@@ -109,13 +116,13 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
         sums['ex_lapack_seed_abs'] += _col_norms(Xl - X).sum().item()
         if solve_error is None:
             try:
-                Xn = net64.solve(B, max_cond=max_cond)                # structured forward + back substitution
+                Xn = net64.solve(B, max_cond=max_cond) * sc           # structured forward + back substitution on b = sc B
                 sums['ex_lu'] += rel(Xn, X); sums['eb_lu'] += back(Xn, B)
                 if seed_variant:                                      # the article's right-hand side: L^ U^ x, not A x
-                    sums['ex_lu_seed_abs'] += _col_norms(net64.solve(Aht @ X, max_cond=max_cond) - X).sum().item()
+                    sums['ex_lu_seed_abs'] += _col_norms(net64.solve(Aht @ X, max_cond=max_cond) * sc - X).sum().item()
             except ValueError as e: solve_error = str(e)             # SingularBlockError, or overflow in the substitution
     d = dict(N=N, n_samples=n_samples, dtype=str(net.dtype).replace('torch.', ''), eval_dtype='float64',
-             op_err=op_err, op_err_rel=op_err / normA, norm_A=normA)
+             op_err=op_err * sc, op_err_rel=op_err / normA, norm_A=normA * sc)
     for key in ('ex_lu', 'ex_lapack', 'eb_lu', 'eb_lapack'):
         d[key] = math.inf if (solve_error is not None and key.endswith('_lu')) else sums[key] / n_samples
     d.update(cond_A=_cond(sA), cond_Ahat=_cond(sAh))

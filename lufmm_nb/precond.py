@@ -9,10 +9,11 @@ __all__ = ['krylov_solve', 'krylov_compare', 'format_table', 'plot_residuals', '
            'precond_case', 'bench_precond']
 
 # %% ../nbs/10_precond.ipynb #d34656c2
-import math, time
+import math, time, warnings
 import numpy as np, torch
 import scipy.sparse as sp
 import scipy.sparse.linalg
+import scipy.linalg
 from scipy.sparse.linalg import LinearOperator
 from torch.utils._python_dispatch import TorchDispatchMode
 import torch.utils._pytree
@@ -20,6 +21,8 @@ from .lunet import LUNet, MatVecOperator
 from .training import fit_lu
 from .operators import block_bandwidth
 import lufmm_nb.solve
+from .fmm import pow2_scale
+from .solve import SingularBlockError, default_max_cond
 
 # %% ../nbs/10_precond.ipynb #3d07bf6c
 def _as_operator(A, where):
@@ -29,54 +32,135 @@ def _as_operator(A, where):
         raise TypeError(f"{where}: expected A as a scipy sparse matrix, ndarray, torch tensor or LinearOperator, got {type(A).__name__}")
     if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"{where}: expected a square A, got shape {tuple(A.shape)}")
+    if A.dtype is not None and np.dtype(A.dtype).kind not in 'fiub':
+        raise TypeError(f"{where}: expected a real A, got dtype {A.dtype}")
     return A
 
+def _finite(y, where, what):
+    "`y` as a float64 ndarray, or a clear error when it is complex, NaN or Inf."
+    if np.iscomplexobj(y): raise TypeError(f"{where}: expected {what} to be real, got dtype {np.asarray(y).dtype}")
+    y = np.asarray(y, dtype=np.float64)
+    if not np.isfinite(y).all(): raise ValueError(f"{where}: {what} returned NaN or Inf")
+    return y
+
+def _max_abs(A):
+    "Largest |A_ij| (a probe with a fixed random vector for a `LinearOperator`), 1 when there is nothing to measure."
+    if sp.issparse(A): return float(np.abs(sp.csr_matrix(A).data).max(initial=0.)) or 1.
+    if isinstance(A, np.ndarray): return float(np.abs(A).max()) if A.size else 1.
+    v = np.random.default_rng(0).standard_normal(A.shape[1])
+    return float(np.abs(_finite(A @ v, 'krylov_solve', 'A @ x')).max() / np.abs(v).max())
+
 class _Counted(LinearOperator):
-    "`A` with a counter of its products (one per column)."
-    def __init__(self, A):
+    "`A / scale` with a counter of its products (one per column); products must be real and finite."
+    def __init__(self, A, scale=1., where='krylov_solve'):
         super().__init__(np.float64, A.shape)
-        self.A, self.count = A, 0
-    def _matvec(self, x): self.count += 1; return self.A @ x
-    def _matmat(self, X): self.count += X.shape[1]; return self.A @ X
+        self.A, self.scale, self.where, self.count = A, scale, where, 0
+    def _prod(self, X, k):
+        self.count += k
+        Y = _finite(self.A @ X, self.where, 'A @ x')
+        return Y if self.scale == 1 else Y / self.scale
+    def _matvec(self, x): return self._prod(x, 1)
+    def _matmat(self, X): return self._prod(X, X.shape[1])
+
+class _CheckedPrec(LinearOperator):
+    "A preconditioner `M` times `scale` whose every application must return a real, finite vector of the right shape."
+    def __init__(self, M, scale, where):
+        self.M = scipy.sparse.linalg.aslinearoperator(M)
+        super().__init__(np.float64, self.M.shape)
+        self.scale, self.where, self.count = scale, where, 0
+    def _matvec(self, x):
+        self.count += 1
+        y = _finite(self.M.matvec(x), self.where, f'the preconditioner M (application {self.count})').reshape(-1)
+        if y.shape != (self.shape[0],):
+            raise ValueError(f"{self.where}: expected the preconditioner M to return shape ({self.shape[0]},), got {y.shape}")
+        return y * self.scale
 
 _SOLVERS = ('gmres', 'cg', 'bicgstab')
 
 # %% ../nbs/10_precond.ipynb #fcde7e06
+def _check_krylov_args(A, b, M, solver, rtol, restart, maxiter, where):
+    if solver not in _SOLVERS: raise ValueError(f"{where}: solver must be one of {_SOLVERS}, got {solver!r}")
+    A = _as_operator(A, where)
+    N = A.shape[0]
+    if isinstance(b, torch.Tensor): b = b.detach().cpu().numpy()
+    b = np.asarray(b)
+    if not (np.issubdtype(b.dtype, np.floating) or np.issubdtype(b.dtype, np.integer)):
+        raise TypeError(f"{where}: expected a real floating (or integer) b, got dtype {b.dtype}")
+    if b.shape != (N,): raise ValueError(f"{where}: expected b of shape ({N},), got {b.shape}")
+    b = b.astype(np.float64)
+    if not np.isfinite(b).all(): raise ValueError(f"{where}: expected finite b, got NaN or Inf entries")
+    if not (isinstance(rtol, (int, float)) and not isinstance(rtol, bool) and 0 < rtol < 1):
+        raise ValueError(f"{where}: expected rtol a number in (0, 1), got {rtol!r}")
+    for name, v in (('restart', restart), ('maxiter', maxiter)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            raise ValueError(f"{where}: expected {name} a positive int, got {v!r}")
+    if M is not None and tuple(getattr(M, 'shape', ())) != (N, N):
+        raise ValueError(f"{where}: expected a preconditioner M (LinearOperator or matrix) of shape ({N}, {N}), got "
+                         f"{type(M).__name__} of shape {getattr(M, 'shape', None)}")
+    return A, b, N
+
+def _warn_false_convergence(solver, info, res, est, rtol, where):
+    "A `UserWarning` when the solver's own residual says 'converged' and the true residual disagrees by more than 10x."
+    if res <= 10 * rtol: return
+    own = ('its preconditioned residual estimate ||M r|| / ||M b||' if solver == 'gmres' else 'its recursively updated residual')
+    if info == 0:
+        warnings.warn(f"{where}: {solver} reported convergence (info 0) but the true relative residual ||b - A x|| / ||b|| is "
+                      f"{res:.2g}, more than 10 x rtol = {rtol:g}; {own} is not the residual", UserWarning, stacklevel=3)
+    elif est is not None and est <= rtol:
+        warnings.warn(f"{where}: {solver}'s preconditioned residual estimate reached {est:.2g} but the true relative residual "
+                      f"||b - A x|| / ||b|| is {res:.2g}: with this preconditioner M, a small M r does not mean a small r",
+                      UserWarning, stacklevel=3)
+
 def krylov_solve(A,                   # square matrix: scipy sparse, ndarray, torch tensor or LinearOperator
-                 b,                   # (N,) right-hand side
+                 b,                   # (N,) right-hand side (ndarray or tensor, real)
                  M=None,              # preconditioner (anything scipy accepts as `M=`, e.g. a LinearOperator), or None
                  solver:str='gmres',  # 'gmres', 'cg' (SPD A and M) or 'bicgstab'
                  rtol:float=1e-8,     # stop when ||b - A x|| <= rtol ||b||
                  restart:int=50,      # GMRES restart length
                  maxiter:int=None,    # iteration cap (matrix-vector products with A); default 10 N
                 )->dict:
-    "Solve `A x = b` with a scipy Krylov solver; count iterations, time the solve, record the residual history."
+    "Solve `A x = b` with a scipy Krylov solver; count iterations, time the solve, record the true residual history (and GMRES's own estimate)."
     where = 'krylov_solve'
-    if solver not in _SOLVERS: raise ValueError(f"{where}: solver must be one of {_SOLVERS}, got {solver!r}")
-    A = _as_operator(A, where)
-    b = np.asarray(b, dtype=np.float64)
-    N = A.shape[0]
-    if b.shape != (N,): raise ValueError(f"{where}: expected b of shape ({N},), got {b.shape}")
+    A, b, N = _check_krylov_args(A, b, M, solver, rtol, restart, maxiter, where)
     maxiter = 10 * N if maxiter is None else int(maxiter)
-    Ac, nb, hist, t_cb = _Counted(A), np.linalg.norm(b), [1.], [0.]
+    sa, sb = pow2_scale(_max_abs(A)), pow2_scale(float(np.abs(b).max()))   # solve (A/sa) y = b/sb, x = y sb/sa: exact scalings
+    if not sb > 0 or not np.any(b):                                          # b = 0: x = 0 exactly
+        return dict(iterations=0, matvecs=0, time_s=0., converged=True, residual=0., history=np.array([0.]), history_iters=np.array([0]),
+                    history_solver=None, info=0, x=np.zeros(N))
+    As = (A / sa if sa != 1 else A) if sp.issparse(A) or isinstance(A, np.ndarray) else A
+    Ac = _Counted(As, 1. if As is not A else sa, where)
+    Ms = None if M is None else _CheckedPrec(M, sa, where)
+    bs = b / sb
+    truth = lambda x: float(scipy.linalg.norm(bs - Ac._prod(x, 0)) / scipy.linalg.norm(bs))   # nrm2: no squares overflow
+    hist, est, t_cb = [1.], [1.], [0.]
     if solver == 'gmres':
-        Mb = np.linalg.norm(M @ b) if M is not None else nb       # GMRES reports ||M r|| / ||b||: rescale to ||M r|| / ||M b||
-        def cb(pr): hist.append(pr * nb / Mb)
+        Mb = scipy.linalg.norm(Ms @ bs) if Ms is not None else scipy.linalg.norm(bs)
+        if not Mb > 0: raise ValueError(f"{where}: the preconditioner M maps b to 0 (M is singular)")
+        nb = scipy.linalg.norm(bs)
+        def cb(pr): est.append(pr * nb / Mb)     # GMRES reports ||M r|| / ||b||: rescaled to ||M r|| / ||M b||, 1 at the start
         kw = dict(restart=restart, maxiter=-(-maxiter // restart), callback=cb, callback_type='pr_norm')
     else:
         def cb(xk):                       # the true residual, with its extra product timed and taken off the wall time
-            t = time.perf_counter(); hist.append(float(np.linalg.norm(b - A @ xk) / nb)); t_cb[0] += time.perf_counter() - t
+            t = time.perf_counter(); hist.append(truth(xk)); t_cb[0] += time.perf_counter() - t
         kw = dict(maxiter=maxiter, callback=cb)
     f = getattr(scipy.sparse.linalg, solver)
     t0 = time.perf_counter()
-    x, info = f(Ac, b, rtol=rtol, atol=0., M=M, **kw)
+    y, info = f(Ac, bs, rtol=rtol, atol=0., M=Ms, **kw)
     wall = time.perf_counter() - t0 - t_cb[0]
-    res = float(np.linalg.norm(b - A @ x) / nb)
-    its = len(hist) - 1                                 # one callback per iteration
-    if solver != 'gmres' and abs(hist[-1] - res) > 1e-12 * max(res, 1e-300):
-        hist.append(res); its += 1                      # BiCGSTAB's exit after a half step skips the callback: count it as an iteration
+    x = y * (sb / sa)
+    if not np.isfinite(x).all(): raise ValueError(f"{where}: the solution overflows float64 (entries beyond its largest number)")
+    res = truth(y)
+    if solver == 'gmres':
+        its = len(est) - 1                               # one callback per inner iteration
+        hist, iters, solver_hist = [1., res], [0, its], np.array(est)
+    else:
+        its = len(hist) - 1                              # one callback per iteration
+        if abs(hist[-1] - res) > 1e-12 * max(res, 1e-300):
+            hist.append(res); its += 1                   # BiCGSTAB's exit after a half step skips the callback: count it as an iteration
+        iters, solver_hist = list(range(its + 1)), None
+    _warn_false_convergence(solver, info, res, est[-1] if solver == 'gmres' else None, rtol, where)
     return dict(iterations=its, matvecs=Ac.count, time_s=wall, converged=bool(info == 0 and res <= rtol * (1 + 1e-6)),
-                residual=res, history=np.array(hist), info=int(info), x=x)
+                residual=res, history=np.array(hist), history_iters=np.array(iters), history_solver=solver_hist, info=int(info), x=x)
 
 # %% ../nbs/10_precond.ipynb #b96b530b
 def krylov_compare(A,                      # square matrix: scipy sparse, ndarray, torch tensor or LinearOperator
@@ -121,17 +205,27 @@ def format_table(rows:list,                 # rows from `krylov_compare`
         out.append(s)
     return '\n'.join(out)
 
-def plot_residuals(rows:list,         # rows from `krylov_compare`
+def plot_residuals(rows:list,         # rows from `krylov_compare` (or `krylov_solve` dicts with a 'name')
                    ax=None,           # matplotlib axes (default: a new figure)
                    title:str=None,    # axes title
                    rtol:float=None,   # draw the target as a dashed line
                   ):
-    "Residual histories of `krylov_compare` rows on a log scale (GMRES: its own preconditioned estimate)."
+    "True relative residuals ||b - A x_k|| / ||b|| of `krylov_compare` rows on a log scale (solid; dots where only the start and end are known), and GMRES's own preconditioned estimate (dashed)."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.6))
-    for r in rows: ax.semilogy(np.maximum(r['history'], 1e-17), label=f"{r['name']} ({r['iterations']})")
-    if rtol is not None: ax.axhline(rtol, color='k', ls='--', lw=.8)
-    ax.set_xlabel('iteration'); ax.set_ylabel('relative residual'); ax.legend(fontsize=7); ax.grid(alpha=.3)
+    gm = False
+    for r in rows:
+        it, h, est = r.get('history_iters', np.arange(len(r['history']))), np.maximum(r['history'], 1e-17), r.get('history_solver')
+        if est is None: ax.semilogy(it, h, label=f"{r['name']} ({r['iterations']})")
+        else:
+            gm = True
+            line, = ax.semilogy(np.maximum(est, 1e-17), ls='--', lw=1.2, label=f"{r['name']} ({r['iterations']})")
+            ax.semilogy(it, h, 'o', color=line.get_color(), ms=5, mfc='none')
+    if gm:                                                   # one legend entry for each kind of mark
+        ax.semilogy([], [], 'o', color='grey', mfc='none', label='true residual (start, end)')
+        ax.semilogy([], [], '--', color='grey', label="GMRES's estimate $\\|M r\\| / \\|M b\\|$")
+    if rtol is not None: ax.axhline(rtol, color='k', ls=':', lw=.8)
+    ax.set_xlabel('iteration'); ax.set_ylabel(r'$\|b - A x_k\| / \|b\|$'); ax.legend(fontsize=7); ax.grid(alpha=.3)
     if title: ax.set_title(title, fontsize=9)
     return ax
 
@@ -159,7 +253,9 @@ def jacobi_preconditioner(A)->LinearOperator:
     d, t = _timed(lambda: A.diagonal().astype(np.float64))
     if not np.all(np.isfinite(d)) or np.any(d == 0):
         raise ValueError("jacobi_preconditioner: expected a diagonal without zeros or NaN, got a zero or non-finite diagonal entry")
-    inv = 1 / d
+    with np.errstate(over='ignore'): inv = 1 / d
+    if not np.all(np.isfinite(inv)):
+        raise ValueError(f"jacobi_preconditioner: expected diagonal entries whose inverse is finite, got {d[~np.isfinite(inv)][0]:.3g}")
     return _op(A.shape, lambda x: inv.reshape((-1,) + (1,) * (np.ndim(x) - 1)) * x, t)
 
 def ilu_preconditioner(A, **spilu_kw)->LinearOperator:
@@ -311,9 +407,10 @@ def fit_matrix_free(A,                    # the matrix: tensor, ndarray, scipy s
     for m in range(M):                                          # block elimination, one stage at a time
         W, s, Vh = torch.linalg.svd(S)                          # the pivot block split evenly, as in `warm_start_stage`
         cond[m] = float(s[0] / s[-1]) if s[-1] > 0 else math.inf
-        if not cond[m] * torch.finfo(dtype).eps < 1:
-            raise ValueError(f"{where}: pivot block {m} (rows {m * P}..{(m + 1) * P - 1}) is singular to working precision "
-                             f"(condition number {float(cond[m]):.3g}): block LU without pivoting breaks down")
+        if not cond[m] <= default_max_cond(P, dtype):           # the threshold the solve applies to this pivot
+            raise SingularBlockError(f"{where}: pivot block {m} (rows {m * P}..{(m + 1) * P - 1}) is singular to working precision "
+                                     f"(condition number {float(cond[m]):.3g}, above {default_max_cond(P, dtype):.3g}): block LU "
+                                     "without pivoting breaks down", block=m, cond=float(cond[m]))
         r = s.sqrt()
         Lmm, Umm = W * r, r[:, None] * Vh
         L.bridge[oL0, M - 1 + m], U.bridge[oU0, M - 1 + m] = Lmm, Umm
@@ -325,7 +422,8 @@ def fit_matrix_free(A,                    # the matrix: tensor, ndarray, scipy s
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(N, n_check, generator=g, dtype=dtype).to(Aop.device)
     Y = Aop.matmat(X)
-    err = float(torch.linalg.norm(net(X.T).T - Y) / torch.linalg.norm(Y))
+    sc = float(Y.abs().max()) or 1.                              # scaled first: a plain norm squares, overflowing above ~1e154
+    err = float(torch.linalg.norm((net(X.T).T - Y) / sc) / torch.linalg.norm(Y / sc))
     info = dict(time_s=time.perf_counter() - t0, products=(2 * bandwidth + 1) * P + n_check, probe_rel_err=err,
                 max_pivot_cond=float(cond.max()))
     return net, info

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'stage_influence', 'warm_start_stage', 'warm_start_all', 'TrainingDiverged', 'TrainHistory',
-           'matrix_fingerprint', 'fingerprint_mismatch', 'fit_lu']
+           'matrix_fingerprint', 'fingerprint_mismatch', 'pivot_conditions', 'probe_error', 'fit_lu']
 
 # %% ../nbs/07_training.ipynb #83f90025
 import math, time, copy, warnings
@@ -215,11 +215,11 @@ PRESETS = {
                   init_scale=0.1, far_init_scale=None, warm_start=False, polish_steps=0, normalize=True, loss_floor=0.),
     'quick': dict(optimizer='lbfgs', lbfgs_iter=20, history_size=50, max_steps_per_block=15, window=3,
                   rel_tol=1e-2, patience=1, init_scale=0.1, far_init_scale=0., warm_start=True,
-                  polish_steps=0, normalize=True, loss_floor=1e-24),
+                  polish_steps=0, normalize=True, loss_floor=1e-24, target=1e-6),
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
                   polish_steps=5000, normalize=True, loss_floor=1e-28,
-                  init='compress', compress_max_n=4096, compress_tol=1e-10),
+                  init='compress', compress_max_n=4096, compress_tol=1e-10, target=1e-10),
 }
 
 # %% ../nbs/07_training.ipynb #166e41d4
@@ -238,6 +238,11 @@ class TrainHistory:
     preset: str = ''
     stopped: str = ''                           # why training ended
     init: str = ''                              # where the weights started: 'random' or 'compress' (with the reason if not used)
+    rel_err: float = None                       # estimated ||L U - A|| / ||A|| at the end (from 4 random products)
+    warnings: list = field(default_factory=list)  # what the run warned about, in order
+    def warn(self, msg:str):
+        "Record `msg` and issue it as a `UserWarning`."
+        self.warnings.append(msg); warnings.warn(msg, UserWarning, stacklevel=4)
     def append(self, step, block, loss, t): self.step.append(step); self.block.append(block); self.loss.append(loss); self.time.append(t)
     def to_dict(self): return asdict(self)
     @classmethod
@@ -290,6 +295,7 @@ _CHECKS = {  # preset entry: (test, what is expected)
     'compress_max_n': (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0'),
     'compress_tol': (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, 'a number >= 0'),
     'normalize': (lambda v: isinstance(v, bool), 'True or False'),
+    'target': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0), 'None or a number >= 0'),
 }
 
 def _check_cfg(cfg, where='fit_lu'):
@@ -356,6 +362,45 @@ def fingerprint_mismatch(Aop:MatVecOperator, fp:dict)->float:
     now = matrix_fingerprint(Aop, fp['k'], fp['seed'])
     a, b = torch.tensor(now['WtAZ']), torch.tensor(fp['WtAZ'])
     return float(torch.linalg.norm(a - b) / max(float(torch.linalg.norm(b)), float(torch.linalg.norm(a)), 1e-300))
+
+# %% ../nbs/07_training.ipynb #24925489
+@torch.no_grad()
+def pivot_conditions(net:LUNet)->torch.Tensor:
+    "2-norm condition numbers of the pivot blocks `L_ii U_ii` of `L U` (M,), float64 on the CPU (inf where singular)."
+    M = net.n_blocks
+    D = [B.edges()[2][B.offsets.index(0), M - 1:].double().cpu() for B in (net.L, net.U)]   # (M, P, P) diagonal blocks
+    return torch.linalg.cond(D[0] @ D[1]).nan_to_num(nan=math.inf)
+
+@torch.no_grad()
+def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203)->float:
+    "`||(L U - A) Z||_F / ||A Z||_F` for `k` fixed Gaussian probes `Z`: an estimate of the relative error from `k` products with `A`."
+    Z = torch.randn(net.N, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    Y = Aop.matmat(Z.to(dtype=Aop.dtype, device=Aop.device)).double().cpu()
+    Yh = net(Z.T.to(dtype=net.dtype, device=net.device)).T.double().cpu()
+    return rel_error(Yh, Y) if bool(torch.isfinite(Yh).all()) else math.inf
+
+# %% ../nbs/07_training.ipynb #716e6f73
+def _judge(net, Aop, hist, cfg, where='fit_lu'):
+    "The last step of every fit: estimate the error from a few products, judge the pivots, and say so when the result is not good."
+    hist.rel_err = probe_error(net, Aop)
+    eps = torch.finfo(net.dtype).eps
+    cond = pivot_conditions(net); bad = (~(cond * eps < 1)).nonzero().flatten().tolist()
+    if bad:
+        i, c = bad[0], float(cond[bad[0]])
+        if hist.rel_err <= eps ** 0.5:      # the factors are A, so A itself has no such LU
+            e = SingularBlockError(f"{where}: A has no block LU without pivoting at block size {net.block_size}, or is singular: "
+                                   f"the factors reproduce A to {hist.rel_err:.2g}, and pivot block {i} (L_ii U_ii, rows "
+                                   f"{i * net.block_size}..{(i + 1) * net.block_size - 1}) has condition number {c:.3g}", block=i, cond=c)
+            e.net, e.history = net, hist
+            raise e
+        hist.warn(f"{where}: the factors have a numerically singular pivot block {i} (L_ii U_ii, condition number {c:.3g}; "
+                  f"{len(bad)} of {len(cond)} pivots): L U cannot be solved with")
+    target = cfg.get('target')
+    if target is not None and not hist.rel_err <= max(target, 100 * eps):
+        if hist.stopped == 'converged': hist.stopped = 'stalled'
+        hist.warn(f"{where}: the factors reproduce A only to {hist.rel_err:.2g} (relative, estimated from 4 random products), "
+                  f"above the target {max(target, 100 * eps):.2g} of preset {hist.preset!r} (stopped: {hist.stopped}); "
+                  "do not rely on them as a direct solver. Larger block_size, preset='best', or a longer time_limit may help")
 
 # %% ../nbs/07_training.ipynb #df97b3da
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
@@ -604,6 +649,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     if not hist.stopped: hist.stopped = 'converged' if st['phase'] == 'done' else 'stopped'
     st['elapsed'] = now()
     with torch.no_grad(): net.L.bridge.mul_(hist.scale)       # every path of L crosses one bridge: L U ~ A, not A / scale
+    _judge(net, Aop, hist, cfg, where)                       # error estimate, pivots, warnings (see above)
     st['history'] = hist.to_dict(); st['rescaled'] = True; net.training_state = copy.deepcopy(st)
     if checkpoint is not None and st['phase'] == 'done': net.save(checkpoint)   # an interrupted run saved its own state
     return net, hist

@@ -50,7 +50,11 @@ def load_matrix(matrix:str, n:int=None, normalize:bool=False, sparse:bool=False)
     if p.suffix in ('.npy', '.npz', '.mtx'):
         if not p.exists(): raise FileNotFoundError(f"load_matrix: no such file: {p}")
         import numpy as np, scipy.sparse as sps, scipy.io
-        A = np.load(p) if p.suffix == '.npy' else sps.load_npz(p) if p.suffix == '.npz' else scipy.io.mmread(p).tocsr()
+        try: A = np.load(p, allow_pickle=False) if p.suffix == '.npy' else sps.load_npz(p) if p.suffix == '.npz' else scipy.io.mmread(p).tocsr()
+        except Exception as e:   # a file is data: whatever is wrong with it, say which file and what it should be
+            what = {'.npy': 'a NumPy array saved with numpy.save', '.npz': 'a sparse matrix saved with scipy.sparse.save_npz',
+                    '.mtx': 'a Matrix Market file'}[p.suffix]
+            raise ValueError(f"load_matrix: cannot read {p} as {what}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         s = 1.0
         if normalize:
             s = float(abs(A).max()); A = A / s
@@ -77,6 +81,7 @@ def train(matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
     "Learn L U ~ A and save the network."
     from lufmm_nb.training import fit_lu
     A, _ = load_matrix(matrix, n, sparse=True)
+    if dtype not in ('float32', 'float64'): raise ValueError(f"train: expected --dtype float32 or float64, got {dtype!r}")
     net, h = fit_lu(A, block_size=block_size, preset=preset or (None if resume else 'quick'), transpose_loss=not no_transpose_loss,
                     blockwise=not end_to_end, time_limit=time_limit, max_steps=max_steps, dtype=getattr(torch, dtype),
                     device=device, seed=seed, progress=not quiet, checkpoint=out, resume=out if resume else None,
@@ -266,6 +271,7 @@ def reproduce(preset:str='best',      # 'best' (every row at rounding error), 'q
               article_steps:int=2000, # the article's experiment (three 1D Laplacian configurations, its Adam, random start): steps each; 0 skips it
              ):
     "Reproduce the article's table side by side with its numbers, and the article's own training experiment."
+    if dtype not in (None, 'float32', 'float64'): raise ValueError(f"reproduce: expected --dtype float32 or float64, got {dtype!r}")
     return reproduce_table(preset, out, time_limit, getattr(torch, dtype) if dtype else None, device, seed, n_samples,
                            cases.split(',') if cases else None, init=init, article_steps=article_steps)
 _COMMANDS['reproduce'] = reproduce

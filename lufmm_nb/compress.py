@@ -6,7 +6,7 @@
 __all__ = ['rel_error', 'compress_gfmm', 'pivot_split', 'block_lu', 'compress_lu']
 
 # %% ../nbs/07a_compress.ipynb #4d49b5e3
-import math, time
+import math, time, warnings
 import torch
 from .gfmm import GFMMBlock
 from .lunet import LUNet, MatVecOperator
@@ -154,6 +154,11 @@ def compress_lu(A,                    # the matrix: tensor, ndarray, scipy spars
     info = dict(rel_err=rel_error(Ah, D),
                 lost=max([*iL['lost_rows'].values(), *iL['lost_cols'].values(), *iU['lost_rows'].values(),
                           *iU['lost_cols'].values(), 0.]), time_s=time.perf_counter() - t0)
+    tol = 1e3 * torch.finfo(dtype).eps
+    if not info['rel_err'] <= tol:
+        warnings.warn(f"{where}: the compressed factors reproduce A only to {info['rel_err']:.2g} (relative, Frobenius), not "
+                      f"to rounding error ({tol:.1g}): the off-diagonal blocks of its exact factors have numerical rank above "
+                      f"block_size = {P} (largest discarded singular value {info['lost']:.2g}, relative)", UserWarning, stacklevel=2)
     return net, info
 
 def _dense(Aop):

@@ -33,6 +33,12 @@ class MatVecOperator:
         self.dtype, self.device = dtype, torch.device(device or 'cpu')
         self._rm, self.check_finite = rmatvec, bool(check_finite)
         if isinstance(A, MatVecOperator): A = A.A
+        if isinstance(A, torch.Tensor) and A.layout != torch.strided:          # torch sparse: served as a scipy matrix
+            if A.dim() != 2: raise ValueError(f"MatVecOperator: expected a square matrix (N, N), got shape {tuple(A.shape)}")
+            if A.is_complex(): raise TypeError(f"MatVecOperator: expected a real matrix, got {A.dtype}")
+            C = A.detach().to_sparse_coo().coalesce().cpu(); i = C.indices().numpy()
+            A = sp.csr_matrix((C.values().double().numpy(), (i[0], i[1])), shape=tuple(A.shape))
+        if isinstance(A, torch.Tensor): A = A.detach()                           # products never build autograd graphs
         self.A = A
         if isinstance(A, torch.Tensor):
             if A.dim() != 2 or A.shape[0] != A.shape[1]:
@@ -48,6 +54,7 @@ class MatVecOperator:
             self._check_finite(self._T)
         elif sp.issparse(A):
             if A.shape[0] != A.shape[1]: raise ValueError(f"MatVecOperator: expected a square matrix (N, N), got shape {A.shape}")
+            if np.iscomplexobj(A.data): raise TypeError(f"MatVecOperator: expected a real matrix, got a sparse matrix of dtype {A.dtype}")
             self.kind, self._S = 'sparse', sp.csr_matrix(A, dtype=np.float64)
             if not np.all(np.isfinite(self._S.data)): raise ValueError("MatVecOperator: the sparse matrix contains NaN or Inf")
         elif isinstance(A, LinearOperator):
@@ -98,7 +105,11 @@ class MatVecOperator:
         if self.kind == 'tensor': return (self._T.T if transpose else self._T) @ X.to(self._T)
         Xn = X.detach().cpu().double().numpy()
         if self.kind == 'sparse': Y = (self._S.T if transpose else self._S) @ Xn
-        elif self.kind == 'linop': Y = self.A.rmatmat(Xn) if transpose else self.A.matmat(Xn)
+        elif self.kind == 'linop':
+            try: Y = self.A.rmatmat(Xn) if transpose else self.A.matmat(Xn)
+            except ValueError as e:           # scipy checks the shapes its callables return
+                raise ValueError(f"MatVecOperator: the LinearOperator's {'rmatmat' if transpose else 'matmat'} failed "
+                                 f"on an ({self.N}, {k}) block: {e}") from None
         else:
             f = self._rm if transpose else self.A
             if f is None: raise ValueError("MatVecOperator: products with A^T need `rmatvec` when A is a callable")
@@ -163,6 +174,10 @@ class LUNet(nn.Module):
                  toeplitz:bool=False,       # share bridge weights along block diagonals
                 ):
         super().__init__()
+        if dtype not in (torch.float32, torch.float64): raise TypeError(f"LUNet: expected dtype torch.float32 or torch.float64, got {dtype}")
+        for name, v, none_ok in (('init_scale', init_scale, False), ('far_init_scale', far_init_scale, True)):
+            if not ((none_ok and v is None) or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf)):
+                raise ValueError(f"LUNet: expected {name} a finite number >= 0{' or None' if none_ok else ''}, got {v!r}")
         self.config = dict(n_blocks=n_blocks, block_size=block_size, dtype=str(dtype).replace('torch.', ''),
                            init_scale=init_scale, far_init_scale=far_init_scale, toeplitz=toeplitz)
         kw = dict(dtype=dtype, device=device, init_scale=init_scale, toeplitz=toeplitz)
@@ -230,11 +245,16 @@ def plain_checkpoint(obj, at:str='checkpoint'):
 
 def _atomic_torch_save(obj, path):
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir(): raise IsADirectoryError(21, f"LUNet.save: {path} is a directory; expected a file path")
+    try: path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise type(e)(e.errno, f"LUNet.save: cannot create the folder of {path}: {e.strerror}") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f: torch.save(obj, f)
         os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp): os.remove(tmp)
+        raise type(e)(e.errno, f"LUNet.save: cannot write {path}: {e.strerror}") from None
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise
@@ -281,7 +301,11 @@ def load(cls:LUNet, path,             # a file written by `LUNet.save`
          expect_config:dict=None,     # if given, every key must match the stored configuration
         ):
     "Read a network written by `save` (tensors and plain data only: never unpickles code); the training state is in `.training_state`."
+    if not isinstance(path, (str, os.PathLike)): raise TypeError(f"LUNet.load: expected a file path, got {type(path).__name__}")
+    if expect_config is not None and not isinstance(expect_config, dict):
+        raise TypeError(f"LUNet.load: expected expect_config a dict or None, got {type(expect_config).__name__}")
     path = Path(path)
+    if path.is_dir(): raise IsADirectoryError(21, f"LUNet.load: {path} is a directory; expected a checkpoint file")
     if not path.is_file(): raise FileNotFoundError(f"LUNet.load: no such file: {path}")
     ck = _read_checkpoint(path, 'LUNet.load')
     if not isinstance(ck, dict) or ck.get('format') != _FORMAT:

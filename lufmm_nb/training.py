@@ -7,7 +7,8 @@ __all__ = ['PRESETS', 'stage_influence', 'warm_start_stage', 'warm_start_all', '
            'matrix_fingerprint', 'fingerprint_mismatch', 'pivot_conditions', 'probe_error', 'fit_lu']
 
 # %% ../nbs/07_training.ipynb #83f90025
-import math, time, copy, warnings
+import math, os, time, copy, warnings
+from pathlib import Path
 from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
@@ -346,11 +347,12 @@ def _probe_set(Aop, kind, N, k, dtype, device, seed, transpose_loss):
     return X, Y, YT
 
 # %% ../nbs/07_training.ipynb #b0a830cf
-def matrix_fingerprint(Aop:MatVecOperator, # the operator, as `fit_lu` sees it (before any scaling)
+def matrix_fingerprint(Aop,                # the operator, as `fit_lu` sees it (before any scaling): a `MatVecOperator` or anything it accepts
                        k:int=2,            # products with `A` it costs
                        seed:int=20261202,  # fixed: the same `A` always gives the same fingerprint
                       )->dict:
     "A few numbers that identify `A` from `k` products: `W^T A Z` for fixed Gaussian `Z` (N, k) and `W` (N, 4), with N."
+    if not isinstance(Aop, MatVecOperator): Aop = MatVecOperator.checked(Aop, 'matrix_fingerprint')
     g = torch.Generator().manual_seed(seed)
     Z, W = (torch.randn(Aop.N, c, generator=g, dtype=torch.float64) for c in (k, 4))
     Y = Aop.matmat(Z.to(dtype=Aop.dtype, device=Aop.device)).double().cpu()
@@ -428,6 +430,14 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     "Learn `L U ~ A` with a `LUNet`; returns `(net, history)`."
     where = 'fit_lu'
     if resume is None and preset is None: preset = 'best'
+    if preset is not None and not isinstance(preset, str): raise TypeError(f"{where}: expected preset a str or None, got {type(preset).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)): raise TypeError(f"{where}: expected seed an int, got {seed!r}")
+    if n_blocks is not None and (isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer))):
+        raise TypeError(f"{where}: expected n_blocks an int or None, got {n_blocks!r}")
+    for name, f in (('checkpoint', checkpoint), ('resume', resume)):
+        if f is not None and not isinstance(f, (str, os.PathLike)): raise TypeError(f"{where}: expected {name} a file path, got {type(f).__name__}")
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        raise IsADirectoryError(21, f"{where}: checkpoint {checkpoint} is a directory; expected a file path")
     if preset is not None and preset not in PRESETS: raise ValueError(f"{where}: preset must be one of {list(PRESETS)}, got {preset!r}")
     known = set().union(*PRESETS.values()) | {'lr', 'lr_drop', 'lr_drop_step', 'betas', 'lbfgs_iter', 'history_size'}
     bad = sorted(set(overrides) - known)

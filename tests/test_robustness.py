@@ -804,3 +804,100 @@ def test_cli_user_errors_are_one_line(tmp_path, args, msg):
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().startswith(msg), out.stderr
     assert 'Traceback' not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------- census findings (tests/robustness_census.py), fixed
+def swap_A(n=32):
+    "[[0, I], [I, 0]]: invertible, but with no block LU without pivoting."
+    A = torch.zeros(n, n, dtype=f64); h = n // 2; A[:h, h:] = torch.eye(h); A[h:, :h] = torch.eye(h)
+    return A
+
+@pytest.mark.parametrize('kw', [dict(preset='quick'), dict(preset='best', max_steps=20), dict(preset='quick', blockwise=False, max_steps=20)],
+                         ids=['quick', 'best', 'end-to-end'])
+def test_no_block_lu_is_never_converged(kw):
+    with pytest.warns(UserWarning, match=r"fit_lu: the factors reproduce A only to .* above the target"):
+        net, h = fit_lu(swap_A(), 8, progress=False, **kw)
+    assert h.stopped in ('stalled', 'max_steps') and h.rel_err > 0.1 and h.warnings
+
+def test_singular_A_raises_from_fit_lu():
+    "The issue's reproducer 3: a singular (Neumann) Laplacian used to end 'converged' with |x| = 7e15."
+    A = lap().clone(); A[0, 0] = A[-1, -1] = 1.
+    with pytest.raises(SingularBlockError, match=r"fit_lu: A has no block LU without pivoting at block size 16, or is singular") as e:
+        fit_lu(A, block_size=16, preset='quick', progress=False)
+    assert isinstance(e.value.net, LUNet) and e.value.block == 3 and e.value.cond > 1e15
+
+def test_accurate_fit_records_its_error():
+    net, h = fit_lu(lap(), 8, **QUICK)
+    assert h.stopped == 'converged' and h.rel_err < 1e-14 and h.warnings == []
+
+def test_sparse_complex_matrix():
+    with pytest.raises(TypeError, match=r"fit_lu: expected a real matrix, got a sparse matrix of dtype complex128"):
+        fit_lu(sp.csr_matrix(lap(32).numpy() * (1 + 1j)), 8, **QUICK)
+
+def test_torch_sparse_and_requires_grad_inputs_are_served():
+    A = ops.convection_diffusion_1d(32)
+    for B in (A.to_sparse(), A.to_sparse_csr(), A.clone().requires_grad_()):
+        net, h = fit_lu(B, 8, **QUICK)
+        assert h.rel_err < 1e-12, h
+
+def test_linear_operator_wrong_output_shape():
+    from scipy.sparse.linalg import LinearOperator
+    A = lap(32).numpy()
+    L = LinearOperator((32, 32), matvec=lambda x: (A @ x)[:-1], rmatvec=lambda x: A.T @ x, dtype=np.float64)
+    with pytest.raises(ValueError, match=r"MatVecOperator: the LinearOperator's (r)?matmat failed"):
+        fit_lu(L, 8, **QUICK)
+
+@pytest.mark.parametrize('kw, err, msg', [
+    (dict(n_blocks=4.0), TypeError, r"fit_lu: expected n_blocks an int or None, got 4\.0"),
+    (dict(preset=['quick']), TypeError, r"fit_lu: expected preset a str or None, got list"),
+    (dict(seed='a'), TypeError, r"fit_lu: expected seed an int, got 'a'"),
+    (dict(seed=None), TypeError, r"fit_lu: expected seed an int, got None"),
+    (dict(checkpoint=42), TypeError, r"fit_lu: expected checkpoint a file path, got int"),
+])
+def test_fit_lu_argument_types(kw, err, msg):
+    with pytest.raises(err, match=msg):
+        fit_lu(lap(32), 8, **{'progress': False, **kw})
+
+def test_fit_lu_checkpoint_is_a_directory(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"fit_lu: checkpoint .* is a directory; expected a file path"):
+        fit_lu(lap(32), 8, checkpoint=tmp_path, **QUICK)
+
+def test_checkpoint_in_an_unwritable_place():
+    with pytest.raises(OSError, match=r"LUNet\.save: cannot create the folder of /proc/lufmm_nope/x\.pt"):
+        fit_lu(lap(32), 8, checkpoint='/proc/lufmm_nope/x.pt', **QUICK)
+
+@pytest.mark.parametrize('kw, err, msg', [
+    (dict(far_init_scale=-1), ValueError, r"LUNet: expected far_init_scale a finite number >= 0 or None, got -1"),
+    (dict(far_init_scale=float('nan')), ValueError, r"LUNet: expected far_init_scale"),
+    (dict(init_scale=float('inf')), ValueError, r"LUNet: expected init_scale a finite number >= 0, got inf"),
+    (dict(dtype=torch.float16), TypeError, r"LUNet: expected dtype torch\.float32 or torch\.float64, got torch\.float16"),
+])
+def test_lunet_constructor(kw, err, msg):
+    with pytest.raises(err, match=msg): LUNet(4, 2, **kw)
+
+def test_load_argument_types(saved, tmp_path):
+    with pytest.raises(TypeError, match=r"LUNet\.load: expected a file path, got int"): LUNet.load(42)
+    with pytest.raises(TypeError, match=r"LUNet\.load: expected expect_config a dict or None, got list"):
+        LUNet.load(saved, expect_config=['n_blocks'])
+    with pytest.raises(IsADirectoryError, match=r"LUNet\.load: .* is a directory; expected a checkpoint file"): LUNet.load(tmp_path)
+
+def test_matrix_fingerprint_of_a_tensor():
+    from lufmm_nb import matrix_fingerprint
+    assert matrix_fingerprint(lap(8))['N'] == 8
+
+def test_compress_lu_warns_when_not_exact():
+    with pytest.warns(UserWarning, match=r"compress_lu: the compressed factors reproduce A only to"):
+        net, info = compress_lu(rand_A(32), 8)
+    assert info['rel_err'] > 1e-3
+
+@pytest.mark.parametrize('content, suffix', [(b'not a numpy file', '.npy'), (b'%%MatrixMarket nonsense\n', '.mtx')])
+def test_cli_garbage_matrix_file(tmp_path, content, suffix):
+    f = tmp_path / f'garbage{suffix}'; f.write_bytes(content)
+    out = lufmm('train', '--matrix', str(f), '--quiet', '--out', str(tmp_path / 'o.pt'))
+    assert out.returncode == 2 and out.stderr.startswith(f"lufmm train: error: load_matrix: cannot read {f} as"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+@pytest.mark.parametrize('cmd', ['train', 'reproduce'])
+def test_cli_bad_dtype(tmp_path, cmd):
+    out = lufmm(cmd, '--dtype', 'float65', '--out', str(tmp_path / 'o'))
+    assert out.returncode == 2 and f"lufmm {cmd}: error: {cmd}: expected --dtype float32 or float64, got 'float65'" in out.stderr, out.stderr

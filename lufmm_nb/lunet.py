@@ -243,18 +243,23 @@ def plain_checkpoint(obj, at:str='checkpoint'):
     if isinstance(obj, (list, tuple)): return type(obj)(plain_checkpoint(v, f"{at}[{i}]") for i, v in enumerate(obj))
     raise TypeError(f"plain_checkpoint: expected tensors and plain data (dict, list, str, numbers) at {at}, got {type(obj).__name__}")
 
+def _os_error(e, what):
+    "The same kind of `OSError` as `e`, its message prefixed by `what` (keeps `errno` where the system gave one)"
+    why = e.strerror or str(e) or type(e).__name__
+    return type(e)(e.errno, f"{what}: {why}") if e.errno is not None else type(e)(f"{what}: {why}")
+
 def _atomic_torch_save(obj, path):
     path = Path(path)
     if path.is_dir(): raise IsADirectoryError(21, f"LUNet.save: {path} is a directory; expected a file path")
     try: path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise type(e)(e.errno, f"LUNet.save: cannot create the folder of {path}: {e.strerror}") from None
+    except OSError as e: raise _os_error(e, f"LUNet.save: cannot create the folder of {path}") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f: torch.save(obj, f)
         os.replace(tmp, path)
     except OSError as e:
         if os.path.exists(tmp): os.remove(tmp)
-        raise type(e)(e.errno, f"LUNet.save: cannot write {path}: {e.strerror}") from None
+        raise _os_error(e, f"LUNet.save: cannot write {path}") from None
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise

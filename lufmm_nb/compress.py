@@ -53,6 +53,7 @@ def rel_error(X:torch.Tensor,   # an approximation
 @torch.no_grad()
 def compress_gfmm(blk:GFMMBlock,   # the GFMM-block to overwrite (not Toeplitz)
                   T,               # (N, N) dense matrix to write into it
+                  warn:bool=True,  # a `UserWarning` when the block cannot hold `T` (relative error above 1e3 eps)
                  )->dict:          # `rel_err` (Frobenius, of the block's matrix against T) and the discarded singular values per level
     "Set every weight of `blk` so that it applies `T`: nested bases from one batched SVD per level (HSS construction), sibling bridges by projection, the near field by difference."
     where = 'compress_gfmm'
@@ -89,6 +90,10 @@ def compress_gfmm(blk:GFMMBlock,   # the GFMM-block to overwrite (not Toeplitz)
     for o, jj, ss in bridge_pairs(K):                             # near field: what the far field leaves
         blk.bridge[o, M - 1 + jj] = T4[jj, :, ss, :] - F4[jj, :, ss, :]
     err = rel_error(blk.to_dense(), T)
+    if warn and not err <= 1e3 * torch.finfo(blk.dtype).eps:
+        warnings.warn(f"{where}: the block holds T only to a relative error of {err:.2g} (Frobenius): its bridge pattern, "
+                      f"triangular structure or rank {P} per node cannot represent T; 'lost_rows' and 'lost_cols' of the "
+                      "returned dict give the largest singular value dropped per level", UserWarning, stacklevel=2)
     return dict(rel_err=err, lost_rows=lost_rows, lost_cols=lost_cols)
 
 # %% ../nbs/07a_compress.ipynb #2b25c4e8
@@ -147,9 +152,10 @@ def compress_lu(A,                    # the matrix: tensor, ndarray, scipy spars
     if N > max_n: raise ValueError(f"{where}: N = {N} exceeds max_n = {max_n}; compress_lu forms A densely and factors it in O(N^3)")
     D = _dense(Aop)
     if not bool(torch.isfinite(D).all()): raise ValueError(f"{where}: A has NaN or Inf entries")
-    L, U = block_lu(D, P)
+    try: L, U = block_lu(D, P)
+    except SingularBlockError as e: raise SingularBlockError(f"{where}: {str(e).split(': ', 1)[1]}", block=e.block, cond=e.cond) from None
     net = LUNet(M, P, dtype=dtype, device=device, far_init_scale=0.)
-    iL, iU = compress_gfmm(net.L, L), compress_gfmm(net.U, U)
+    iL, iU = compress_gfmm(net.L, L, warn=False), compress_gfmm(net.U, U, warn=False)   # judged as a whole below
     with torch.no_grad(): Ah = net.to_dense()
     info = dict(rel_err=rel_error(Ah, D),
                 lost=max([*iL['lost_rows'].values(), *iL['lost_cols'].values(), *iU['lost_rows'].values(),

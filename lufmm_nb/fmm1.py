@@ -7,6 +7,7 @@ __all__ = ['as_square_matrix', 'norm2_estimate', 'singular_value_threshold', 'ch
            'fmm1_to_dense', 'fmm1_matvec']
 
 # %% ../nbs/01_fmm1.ipynb #c4da7a0d
+import math
 from typing import NamedTuple
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ def as_square_matrix(A,           # tensor or ndarray
         raise TypeError(f"{caller}: expected A of dtype float32 or float64, got {A.dtype}")
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"{caller}: expected a square 2-D matrix A, got shape {tuple(A.shape)}")
+    if A.shape[0] == 0: raise ValueError(f"{caller}: expected a matrix of size N >= 1, got an empty one (shape {tuple(A.shape)})")
     if not torch.isfinite(A).all():
         raise ValueError(f"{caller}: expected finite entries in A, got NaN or Inf")
     return A
@@ -33,14 +35,19 @@ def norm2_estimate(A:Tensor,     # (N, N)
                    n_iter:int=8, # power iterations on A^T A
                   ) -> float:
     "A lower estimate of $\\|A\\|_2$ from power iterations started at a fixed random vector"
+    amax = A.abs().amax().item() if A.numel() else 0.
+    if amax == 0: return 0.
+    s = 2. ** math.frexp(amax)[1]         # a power of two: dividing by it is exact, and no square overflows below
+    A = A / s
     v = torch.randn(A.shape[1], generator=torch.Generator().manual_seed(0), dtype=A.dtype).to(A.device)
     est = 0.
     for _ in range(n_iter):
         if (nv := v.norm()) == 0: break
         w = A @ (v / nv)                  # |A v| <= ||A||_2 for every unit vector v
-        est = max(est, w.norm().item())
-        v = A.T @ w
-    return est
+        if (nw := w.norm()) == 0: break
+        est = max(est, nw.item())
+        v = A.T @ (w / nw)
+    return est * s
 
 # %% ../nbs/01_fmm1.ipynb #e3e71a57
 def singular_value_threshold(A:Tensor,             # the matrix being compressed
@@ -51,8 +58,8 @@ def singular_value_threshold(A:Tensor,             # the matrix being compressed
     "Absolute cut-off for singular values, or `None` when `rank` alone decides"
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
         raise ValueError(f"{caller}: expected rank an integer >= 1 or None, got {rank!r}")
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
-        raise ValueError(f"{caller}: expected tol a number >= 0 or None, got {tol!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < float('inf')):
+        raise ValueError(f"{caller}: expected tol a finite number >= 0 or None, got {tol!r}")
     if tol is None:
         if rank is not None: return None
         tol = 1e-12 if A.dtype == torch.float64 else 1e-6
@@ -111,6 +118,8 @@ def fmm1_matvec(fmm:FMM1, # compressed matrix from `fmm1_compress`
     if not isinstance(x, Tensor) or x.ndim not in (1, 2) or x.shape[0] != 2 * n:
         got = tuple(x.shape) if hasattr(x, 'shape') else type(x).__name__
         raise ValueError(f"fmm1_matvec: expected x as a tensor of shape ({2*n},) or ({2*n}, k), got {got}")
+    if x.dtype != fmm.D11.dtype or x.device != fmm.D11.device:
+        raise TypeError(f"fmm1_matvec: expected x of dtype {fmm.D11.dtype} on {fmm.D11.device} like the factors, got {x.dtype} on {x.device}")
     x1, x2 = x[:n], x[n:]
     g1, g2 = fmm.V1.T @ x1, fmm.V2.T @ x2          # encode    (r21, ...), (r12, ...)
     f1, f2 = fmm.B12 @ g2, fmm.B21 @ g1            # bridge    (r12, ...), (r21, ...)

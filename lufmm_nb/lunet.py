@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.basics import patch
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
-from .gfmm import GFMMBlock, clear_caches
+from .gfmm import GFMMBlock, clear_caches, check_device, _check_sizes
 from .triangular import lower_block, upper_block
 
 # %% ../nbs/06_lunet.ipynb #74d13d2e
@@ -30,8 +30,9 @@ class MatVecOperator:
             raise TypeError(f"MatVecOperator: dtype must be torch.float32 or torch.float64, got {dtype}")
         if rmatvec is not None and not callable(rmatvec):
             raise TypeError(f"MatVecOperator: rmatvec must be callable, got {type(rmatvec).__name__}")
-        self.dtype, self.device = dtype, torch.device(device or 'cpu')
+        self.dtype, self.device = dtype, check_device(device, 'MatVecOperator') or torch.device('cpu')
         self._rm, self.check_finite = rmatvec, bool(check_finite)
+        self.where = 'MatVecOperator'     # named in the errors of products; `checked` names its caller instead
         if isinstance(A, MatVecOperator): A = A.A
         if isinstance(A, torch.Tensor) and A.layout != torch.strided:          # torch sparse: served as a scipy matrix
             if A.dim() != 2: raise ValueError(f"MatVecOperator: expected a square matrix (N, N), got shape {tuple(A.shape)}")
@@ -87,15 +88,15 @@ class MatVecOperator:
     def _out(self, Y, k, what):
         try: Y = torch.as_tensor(Y) if not isinstance(Y, torch.Tensor) else Y
         except (TypeError, ValueError, RuntimeError) as e:
-            raise TypeError(f"MatVecOperator: {what} returned {type(Y).__name__}, expected an array or tensor of shape {(self.N, k)}") from None
+            raise TypeError(f"{self.where}: {what} returned {type(Y).__name__}, expected an array or tensor of shape {(self.N, k)}") from None
         if tuple(Y.shape) != (self.N, k) and not (k == 1 and tuple(Y.shape) == (self.N,)):
-            raise ValueError(f"MatVecOperator: {what} returned shape {tuple(Y.shape)}, expected {(self.N, k)}")
-        if Y.is_complex(): raise TypeError(f"MatVecOperator: {what} returned complex values ({Y.dtype}), expected real ones")
+            raise ValueError(f"{self.where}: {what} returned shape {tuple(Y.shape)}, expected {(self.N, k)}")
+        if Y.is_complex(): raise TypeError(f"{self.where}: {what} returned complex values ({Y.dtype}), expected real ones")
         if not (Y.is_floating_point() or Y.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
-            raise TypeError(f"MatVecOperator: {what} returned {Y.dtype}, expected real numbers")
+            raise TypeError(f"{self.where}: {what} returned {Y.dtype}, expected real numbers")
         Y = Y.reshape(self.N, k).to(dtype=self.dtype, device=self.device)
         if self.check_finite and not bool(torch.isfinite(Y).all()):
-            raise ValueError(f"MatVecOperator: {what} returned NaN or Inf (expected finite products with A)")
+            raise ValueError(f"{self.where}: {what} returned NaN or Inf (expected finite products with A)")
         return Y
 
     def _apply(self, X, transpose):
@@ -108,11 +109,11 @@ class MatVecOperator:
         elif self.kind == 'linop':
             try: Y = self.A.rmatmat(Xn) if transpose else self.A.matmat(Xn)
             except ValueError as e:           # scipy checks the shapes its callables return
-                raise ValueError(f"MatVecOperator: the LinearOperator's {'rmatmat' if transpose else 'matmat'} failed "
+                raise ValueError(f"{self.where}: the LinearOperator's {'rmatmat' if transpose else 'matmat'} failed "
                                  f"on an ({self.N}, {k}) block: {e}") from None
         else:
             f = self._rm if transpose else self.A
-            if f is None: raise ValueError("MatVecOperator: products with A^T need `rmatvec` when A is a callable")
+            if f is None: raise ValueError(f"{self.where}: products with A^T need `rmatvec` when A is a callable")
             Y = f(X.to(self.dtype).to(self.device))
         return self._out(Y, k, ('rmatvec' if self.kind == 'callable' else 'rmatmat') if transpose else
                                ('the callable' if self.kind == 'callable' else 'matmat'))
@@ -146,8 +147,10 @@ class MatVecOperator:
     @classmethod
     def checked(cls, A, where:str, **kw):
         "The constructor, with its errors naming the calling function `where` instead."
-        try: return cls(A, **kw)
+        try: op = cls(A, **kw)
         except (ValueError, TypeError) as e: raise type(e)(f"{where}: {str(e).split(': ', 1)[-1]}") from None
+        op.where = where
+        return op
 
     def block_count(self, block_size:int, where:str='MatVecOperator')->int:
         "The number of leaf blocks `N / block_size`; raises `ValueError` naming `where` unless `block_size` divides `N` into a power of two >= 2 blocks."
@@ -164,7 +167,7 @@ class MatVecOperator:
 _FORMAT = 'lufmm_nb.LUNet/1'
 
 class LUNet(nn.Module):
-    "Learned block LU factors `L U ~ A` as two triangular GFMM-blocks (SPEC 6)."
+    "Learned block LU factors `L U ~ A` as two triangular GFMM-blocks."
     def __init__(self, n_blocks:int,        # number of leaf blocks (a power of two >= 2)
                  block_size:int,            # leaf block size `P`
                  dtype=torch.float32,       # parameter dtype
@@ -174,6 +177,7 @@ class LUNet(nn.Module):
                  toeplitz:bool=False,       # share bridge weights along block diagonals
                 ):
         super().__init__()
+        _check_sizes(n_blocks, block_size, 'LUNet'); device = check_device(device, 'LUNet')
         if dtype not in (torch.float32, torch.float64): raise TypeError(f"LUNet: expected dtype torch.float32 or torch.float64, got {dtype}")
         for name, v, none_ok in (('init_scale', init_scale, False), ('far_init_scale', far_init_scale, True)):
             if not ((none_ok and v is None) or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf)):
@@ -307,6 +311,7 @@ def load(cls:LUNet, path,             # a file written by `LUNet.save`
         ):
     "Read a network written by `save` (tensors and plain data only: never unpickles code); the training state is in `.training_state`."
     if not isinstance(path, (str, os.PathLike)): raise TypeError(f"LUNet.load: expected a file path, got {type(path).__name__}")
+    map_location = check_device(map_location, 'LUNet.load')
     if expect_config is not None and not isinstance(expect_config, dict):
         raise TypeError(f"LUNet.load: expected expect_config a dict or None, got {type(expect_config).__name__}")
     path = Path(path)

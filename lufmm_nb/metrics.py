@@ -81,9 +81,12 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
                 max_n:int=8192,         # largest N accepted (dense A, A^, SVDs and LAPACK LU are formed)
                 max_cond:float=None,    # passed on to `lu_solve`; `None`: its default, 1/(P eps) of float64
                )->dict:
-    "Operator, solution and backward errors of the learned factors next to LAPACK's, and condition numbers (SPEC 7), in float64."
+    "Operator, solution and backward errors of the learned factors next to LAPACK's, and condition numbers, in float64."
     where = 'evaluate_lu'
     if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet as `net`, got {type(net).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)): raise TypeError(f"{where}: expected seed an int, got {seed!r}")
+    if max_cond is not None and not (isinstance(max_cond, (int, float, np.floating)) and not isinstance(max_cond, bool) and max_cond > 0):
+        raise ValueError(f"{where}: expected max_cond a positive number or None, got {max_cond!r}")
     n_samples, batch = _check_count(n_samples, 'n_samples', where), _check_count(batch, 'batch', where)
     N = net.N
     Ad = _dense_A(A, N, max_n, where)                          # (N, N) float64
@@ -138,9 +141,17 @@ def _g(v, fmt='.2e'):
     if v is None: return '-'
     return 'inf' if v == math.inf else format(v, fmt)
 
+_METRIC_KEYS = ('N', 'dtype', 'eval_dtype', 'n_samples', 'op_err', 'op_err_rel', 'ex_lu', 'ex_lapack', 'eb_lu', 'eb_lapack', 'cond_A', 'cond_Ahat')
+
+def _check_metrics(d, where):
+    if not isinstance(d, dict): raise TypeError(f"{where}: expected the dict that evaluate_lu returns, got {type(d).__name__}")
+    missing = [k for k in _METRIC_KEYS if k not in d]
+    if missing: raise ValueError(f"{where}: expected the dict that evaluate_lu returns; it lacks the keys {missing}")
+
 def format_metrics(d:dict, # a dict from `evaluate_lu`
                   )->str:
     "One-line summary of `evaluate_lu`'s dict: learned factors first, LAPACK in brackets."
+    _check_metrics(d, 'format_metrics')
     s = (f"N={d['N']} {d['dtype']}: ||A^-A||_2={_g(d['op_err'])} (rel {_g(d['op_err_rel'])}) | "
          f"e_x={_g(d['ex_lu'])} [LAPACK {_g(d['ex_lapack'])}] | e_b={_g(d['eb_lu'])} [LAPACK {_g(d['eb_lapack'])}] | "
          f"cond A={_g(d['cond_A'])} -> A^={_g(d['cond_Ahat'])}")
@@ -151,6 +162,7 @@ def metrics_table(d:dict,           # a dict from `evaluate_lu`
                   reported=None,    # optional `ReportedNumbers` (or dict with the same keys): the article's row
                  )->str:
     "Multi-line table: the learned factors beside LAPACK (and beside the article's numbers when given)."
+    _check_metrics(d, 'metrics_table')
     rep = reported.as_dict() if hasattr(reported, 'as_dict') else (reported or {})
     rows = [('||A^ - A||_2', d['op_err'], None, 'op_err', None),
             ('||A^ - A||_2 / ||A||_2', d['op_err_rel'], None, None, None),

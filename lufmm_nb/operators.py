@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 import torch
+from .gfmm import check_device
 
 # %% ../nbs/05_operators.ipynb #6634ff81
 def _check_int(fn, name, value, lo):
@@ -33,6 +34,16 @@ def _check_real(fn, name, value, lo=-math.inf, hi=math.inf, closed_lo=False):
         where = f"{'[' if closed_lo else '('}{lo}, {hi})"
         raise ValueError(f"{fn}: expected `{name}` to be a finite real number in {where}, got {value!r}")
     return float(value)
+
+def _check_bool(fn, name, value):
+    "Return `value` as a bool, or raise a `TypeError`: a string such as 'no' is truthy and would silently mean True."
+    if not isinstance(value, (bool, np.bool_)): raise TypeError(f"{fn}: expected `{name}` to be True or False, got {value!r}")
+    return bool(value)
+
+def _check_finite(fn, values):
+    "Raise a `ValueError` when a constructed matrix has NaN or Inf entries (parameters at the edge of float64's range)."
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{fn}: the matrix has NaN or Inf entries: its parameters overflow float64 (or divide by zero); use smaller or larger values")
 
 def _check_dtype(fn, dtype, sparse=False):
     "Raise a `ValueError` unless `dtype` is a floating torch dtype (float32/float64 for sparse output)."
@@ -84,22 +95,23 @@ def _dirichlet_rows(A):
 
 def _finish_sparse(S, fn, normalize, sparse, dtype, device):
     "Shared tail of the stencil constructors: tidy `S`, optionally divide by max|S_ij|, return CSR or dense."
-    _check_dtype(fn, dtype, sparse=sparse)
+    normalize, sparse = _check_bool(fn, 'normalize', normalize), _check_bool(fn, 'sparse', sparse)
+    _check_dtype(fn, dtype, sparse=sparse); device = check_device(device, fn)
     S = sp.csr_matrix(S, dtype=np.float64)
-    S.eliminate_zeros(); S.sort_indices()
+    S.eliminate_zeros(); S.sort_indices(); _check_finite(fn, S.data)
     if normalize: S = _normalize_matrix(S).matrix
     if sparse: return S if dtype == torch.float64 else S.astype(np.float32)
     return torch.from_numpy(S.toarray()).to(device=device, dtype=dtype)
 
 def _check_dense(fn, sparse):
     "Dense-only constructors accept `sparse` for a uniform call signature but refuse `sparse=True`."
-    if sparse:
+    if _check_bool(fn, 'sparse', sparse):
         raise ValueError(f"{fn}: expected sparse=False (this matrix is dense; sparse output exists only for the stencil operators), got sparse={sparse!r}")
 
 def _finish_dense(A, fn, normalize, dtype, device):
     "Tail of the dense (kernel) constructors: `A` is a float64 CPU tensor."
-    _check_dtype(fn, dtype)
-    if normalize: A = _normalize_matrix(A).matrix
+    _check_dtype(fn, dtype); device = check_device(device, fn); _check_finite(fn, A.numpy())
+    if _check_bool(fn, 'normalize', normalize): A = _normalize_matrix(A).matrix
     return A.to(device=device, dtype=dtype)
 
 # %% ../nbs/05_operators.ipynb #a9552efb
@@ -262,6 +274,7 @@ def block_bandwidth(
     else:
         a = np.abs(A.detach().cpu().numpy() if isinstance(A, torch.Tensor) else np.asarray(A))
         r, c = np.nonzero(a); v = a[r, c]
+    if not np.all(np.isfinite(v)): raise ValueError(f"{fn}: expected a matrix with finite entries, got NaN or Inf")
     if v.size == 0: return 0
     keep = v > tol * v.max()
     return int(np.abs(r[keep] // P - c[keep] // P).max())
@@ -350,6 +363,9 @@ def make_operator(
 )->ScaledOperator: # `(matrix, scale)`; the original operator is `scale * matrix`
     "Build an operator by name, returning it with the scale that was divided out (1.0 if `normalize=False`)."
     fn = 'make_operator'
+    if not isinstance(name, str): raise TypeError(f"{fn}: expected `name` to be a str (a table row or a constructor name), got {type(name).__name__} {name!r}")
+    normalize, sparse = _check_bool(fn, 'normalize', normalize), _check_bool(fn, 'sparse', sparse)
+    device = check_device(device, fn)
     if name in OPERATORS:
         case = OPERATORS[name]; op = case.operator; kwargs = {**case.kwargs, **kwargs}
     elif name in CONSTRUCTORS: op = name

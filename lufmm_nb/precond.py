@@ -18,7 +18,7 @@ from scipy.sparse.linalg import LinearOperator
 from torch.utils._python_dispatch import TorchDispatchMode
 import torch.utils._pytree
 from .lunet import LUNet, MatVecOperator
-from .training import fit_lu
+from .training import fit_lu, PRESETS
 from .operators import block_bandwidth
 import lufmm_nb.solve
 from .fmm import pow2_scale
@@ -105,11 +105,11 @@ def _warn_false_convergence(solver, info, res, est, rtol, where):
     own = ('its preconditioned residual estimate ||M r|| / ||M b||' if solver == 'gmres' else 'its recursively updated residual')
     if info == 0:
         warnings.warn(f"{where}: {solver} reported convergence (info 0) but the true relative residual ||b - A x|| / ||b|| is "
-                      f"{res:.2g}, more than 10 x rtol = {rtol:g}; {own} is not the residual", UserWarning, stacklevel=3)
+                      f"{res:.2g}, more than 10 x rtol = {rtol:g}; {own} is not the residual", UserWarning, stacklevel=4)
     elif est is not None and est <= rtol:
         warnings.warn(f"{where}: {solver}'s preconditioned residual estimate reached {est:.2g} but the true relative residual "
                       f"||b - A x|| / ||b|| is {res:.2g}: with this preconditioner M, a small M r does not mean a small r",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=4)
 
 def krylov_solve(A,                   # square matrix: scipy sparse, ndarray, torch tensor or LinearOperator
                  b,                   # (N,) right-hand side (ndarray or tensor, real)
@@ -117,10 +117,12 @@ def krylov_solve(A,                   # square matrix: scipy sparse, ndarray, to
                  solver:str='gmres',  # 'gmres', 'cg' (SPD A and M) or 'bicgstab'
                  rtol:float=1e-8,     # stop when ||b - A x|| <= rtol ||b||
                  restart:int=50,      # GMRES restart length
-                 maxiter:int=None,    # iteration cap (matrix-vector products with A); default 10 N
+                 maxiter:int=None,    # iteration cap (matrix-vector products with A, GMRES's inner iterations included); default 10 N
                 )->dict:
     "Solve `A x = b` with a scipy Krylov solver; count iterations, time the solve, record the true residual history (and GMRES's own estimate)."
-    where = 'krylov_solve'
+    return _krylov(A, b, M, solver, rtol, restart, maxiter, 'krylov_solve')
+
+def _krylov(A, b, M, solver, rtol, restart, maxiter, where):
     A, b, N = _check_krylov_args(A, b, M, solver, rtol, restart, maxiter, where)
     maxiter = 10 * N if maxiter is None else int(maxiter)
     sa, sb = pow2_scale(_max_abs(A)), pow2_scale(float(np.abs(b).max()))   # solve (A/sa) y = b/sb, x = y sb/sa: exact scalings
@@ -138,7 +140,9 @@ def krylov_solve(A,                   # square matrix: scipy sparse, ndarray, to
         if not Mb > 0: raise ValueError(f"{where}: the preconditioner M maps b to 0 (M is singular)")
         nb = scipy.linalg.norm(bs)
         def cb(pr): est.append(pr * nb / Mb)     # GMRES reports ||M r|| / ||b||: rescaled to ||M r|| / ||M b||, 1 at the start
-        kw = dict(restart=restart, maxiter=-(-maxiter // restart), callback=cb, callback_type='pr_norm')
+        r_eff = min(restart, maxiter)                   # scipy's maxiter counts restart cycles: full cycles, then the rest
+        n_full, n_rest = divmod(maxiter, r_eff)
+        kw = dict(restart=r_eff, maxiter=n_full, callback=cb, callback_type='pr_norm')
     else:
         def cb(xk):                       # the true residual, with its extra product timed and taken off the wall time
             t = time.perf_counter(); hist.append(truth(xk)); t_cb[0] += time.perf_counter() - t
@@ -146,6 +150,9 @@ def krylov_solve(A,                   # square matrix: scipy sparse, ndarray, to
     f = getattr(scipy.sparse.linalg, solver)
     t0 = time.perf_counter()
     y, info = f(Ac, bs, rtol=rtol, atol=0., M=Ms, **kw)
+    if solver == 'gmres' and info != 0 and n_rest:     # a last, shorter cycle: exactly `maxiter` inner iterations in all
+        y, info = f(Ac, bs, x0=y, rtol=rtol, atol=0., M=Ms, restart=n_rest, maxiter=1, callback=cb, callback_type='pr_norm')
+        info = maxiter if info != 0 else 0
     wall = time.perf_counter() - t0 - t_cb[0]
     x = y * (sb / sa)
     if not np.isfinite(x).all(): raise ValueError(f"{where}: the solution overflows float64 (entries beyond its largest number)")
@@ -176,7 +183,7 @@ def krylov_compare(A,                      # square matrix: scipy sparse, ndarra
         raise TypeError(f"krylov_compare: expected preconditioners as a non-empty dict name -> operator, got {preconditioners!r}")
     rows = []
     for name, M in preconditioners.items():
-        r = krylov_solve(A, b, M, solver=solver, rtol=rtol, restart=restart, maxiter=maxiter)
+        r = _krylov(A, b, M, solver, rtol, restart, maxiter, f"krylov_compare: preconditioner {name!r}" if M is not None else 'krylov_compare')
         del r['x']
         rows.append(dict(name=name, solver=solver, setup_s=float(getattr(M, 'setup_s', 0.) if M is not None else 0.), **r))
     return rows
@@ -260,15 +267,22 @@ def jacobi_preconditioner(A)->LinearOperator:
 
 def ilu_preconditioner(A, **spilu_kw)->LinearOperator:
     "SuperLU's incomplete LU (`scipy.sparse.linalg.spilu(A, **spilu_kw)`) as a `LinearOperator`; `.setup_s`, `.nnz` (of L + U)."
-    A = _sparse(A, 'ilu_preconditioner')
-    ilu, t = _timed(lambda: scipy.sparse.linalg.spilu(sp.csc_matrix(A), **spilu_kw))
+    where = 'ilu_preconditioner'
+    A = _sparse(A, where)
+    if not np.all(np.isfinite(sp.csr_matrix(A).data)): raise ValueError(f"{where}: expected a matrix with finite entries, got NaN or Inf")
+    try: ilu, t = _timed(lambda: scipy.sparse.linalg.spilu(sp.csc_matrix(A), **spilu_kw))
+    except RuntimeError as e:
+        raise ValueError(f"{where}: SuperLU's incomplete LU failed ({str(e).split(' at line')[0]}): A is singular, or its "
+                         "incomplete factors are; a smaller drop_tol or a larger fill_factor may help") from None
+    except (TypeError, ValueError) as e: raise type(e)(f"{where}: spilu refused the arguments {spilu_kw}: {e}") from None
     return _op(A.shape, ilu.solve, t, nnz=ilu.L.nnz + ilu.U.nnz)
 
 def amg_preconditioner(A, **kw)->LinearOperator:
     "One V-cycle of pyamg's smoothed aggregation (`smoothed_aggregation_solver(A, **kw).aspreconditioner()`); `.setup_s`."
     import pyamg
     A = _sparse(A, 'amg_preconditioner')
-    ml, t = _timed(lambda: pyamg.smoothed_aggregation_solver(sp.csr_matrix(A), **kw))
+    try: ml, t = _timed(lambda: pyamg.smoothed_aggregation_solver(sp.csr_matrix(A), **kw))
+    except TypeError as e: raise TypeError(f"amg_preconditioner: pyamg.smoothed_aggregation_solver refused the arguments {sorted(kw)}: {e}") from None
     P = ml.aspreconditioner()
     f = lambda X: P @ X if np.ndim(X) == 1 else np.column_stack([P @ x for x in np.asarray(X).T])
     return _op(A.shape, f, t, levels=len(ml.levels))
@@ -280,9 +294,18 @@ def learned_preconditioner(A,                       # the matrix (anything `fit_
                            **kw,                    # passed on to `fit_lu` / `fit_matrix_free`
                           )->LinearOperator:
     "Train a `LUNet` on `A` and hand out `(L^ U^)^{-1}` (the structured solve) as a `LinearOperator`; `.setup_s` is the training time, `.net` the network."
+    where = 'learned_preconditioner'
+    if preset != 'matrix-free' and preset not in PRESETS:
+        raise ValueError(f"{where}: preset must be 'matrix-free' or one of {list(PRESETS)} (fit_lu's presets), got {preset!r}")
     t0 = time.perf_counter()
-    if preset == 'matrix-free': net, hist = fit_matrix_free(A, block_size, **kw)
-    else: net, hist = fit_lu(A, block_size=block_size, preset=preset, **{'progress': False, **kw})
+    try:
+        if preset == 'matrix-free': net, hist = fit_matrix_free(A, block_size, **kw)
+        else: net, hist = fit_lu(A, block_size=block_size, preset=preset, **{'progress': False, **kw})
+    except (ValueError, TypeError) as e:                # plain argument errors of the fit: named here, the fit in the message
+        if type(e) not in (ValueError, TypeError): raise
+        fit = 'fit_matrix_free' if preset == 'matrix-free' else 'fit_lu'
+        msg = str(e)
+        raise type(e)(f"{where}: {msg.split(': ', 1)[1] if msg.startswith(fit + ':') else msg} (passed on to {fit})") from None
     t = time.perf_counter() - t0
     M = net.as_preconditioner()
     M.setup_s, M.net, M.history = t, net, hist
@@ -296,8 +319,8 @@ def breakeven_rhs(train_time:float,     # one-off cost of the preconditioner (tr
                  ):                     # smallest k >= 1 with `train + k t_prec <= setup_plain + k t_plain`, or `math.inf`
     "How many right-hand sides it takes before training pays for itself."
     for name, v in (('train_time', train_time), ('t_solve_plain', t_solve_plain), ('t_solve_prec', t_solve_prec), ('setup_plain', setup_plain)):
-        if not (isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and v >= 0):
-            raise ValueError(f"breakeven_rhs: expected {name} a number >= 0, got {v!r}")
+        if not (isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and 0 <= v < math.inf):
+            raise ValueError(f"breakeven_rhs: expected {name} a finite number >= 0, got {v!r}")
     gain, extra = t_solve_plain - t_solve_prec, train_time - setup_plain
     if extra <= gain: return 1                  # paid off with the first right-hand side
     if gain <= 0: return math.inf               # every solve costs at least as much: never pays off
@@ -372,7 +395,7 @@ def probe_block_tridiagonal(A,                    # anything `MatVecOperator` ac
                             dtype=torch.float64, device=None,
                            ):                     # three (M, P, P) tensors: A_{i,i-1}, A_{ii}, A_{i,i+1}
     "The three central block diagonals of a block-banded `A` from `(2 b + 1) P` products with `A` (Curtis-Powell-Reid probing); blocks outside the band alias."
-    Aop = A if isinstance(A, MatVecOperator) else MatVecOperator(A, dtype=dtype, device=device)
+    Aop = A if isinstance(A, MatVecOperator) else MatVecOperator.checked(A, 'probe_block_tridiagonal', dtype=dtype, device=device)
     N, P = Aop.N, block_size
     M, C = N // P, 2 * bandwidth + 1
     Y = Aop.matmat(coloured_probes(M, P, C, dtype, Aop.device)).reshape(M, P, C, P)   # block i, colour c: A_{i,j} with j = c mod C
@@ -398,6 +421,9 @@ def fit_matrix_free(A,                    # the matrix: tensor, ndarray, scipy s
     N, P, M = Aop.N, block_size, Aop.block_count(block_size, where)
     if isinstance(bandwidth, bool) or not isinstance(bandwidth, int) or bandwidth < 1:
         raise ValueError(f"{where}: bandwidth must be an int >= 1, got {bandwidth!r}")
+    if isinstance(n_check, bool) or not isinstance(n_check, (int, np.integer)) or n_check < 1:
+        raise ValueError(f"{where}: n_check must be an int >= 1 (random products that judge the result), got {n_check!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)): raise TypeError(f"{where}: expected seed an int, got {seed!r}")
     Al, Ad, Au = probe_block_tridiagonal(Aop, P, bandwidth, dtype, device)
     net = LUNet(M, P, dtype=dtype, device=device, init_scale=0.1, far_init_scale=0.)
     L, U = net.L, net.U
@@ -426,6 +452,10 @@ def fit_matrix_free(A,                    # the matrix: tensor, ndarray, scipy s
     err = float(torch.linalg.norm((net(X.T).T - Y) / sc) / torch.linalg.norm(Y / sc))
     info = dict(time_s=time.perf_counter() - t0, products=(2 * bandwidth + 1) * P + n_check, probe_rel_err=err,
                 max_pivot_cond=float(cond.max()))
+    if not err <= (tol := max(1e-6, 1e3 * torch.finfo(dtype).eps)):
+        warnings.warn(f"{where}: the factors reproduce A only to {err:.2g} (relative, from {n_check} random products), above {tol:g}: "
+                      f"A has blocks beyond the assumed block bandwidth {bandwidth} at block size {P} (dropped from the factors); "
+                      "do not use them as a direct solver, at best as a preconditioner (check the true residual)", UserWarning, stacklevel=2)
     return net, info
 
 # %% ../nbs/10_precond.ipynb #48454cf2
@@ -544,7 +574,7 @@ def _print_scale(rows, header=True):
     if header: print("'+': GMRES had not converged when it hit the iteration cap (the count is a lower bound); ratio = lu / none iterations")
 
 def bench_precond(quick:bool=False,           # small sizes only (seconds instead of an hour)
-                  cases=None,                 # [(op, n, block_size), ...] for `precond_case`; default: the issue's list
+                  cases=None,                 # [(op, n, block_size), ...] for `precond_case`; default: the four 2D grid cases below
                   presets=None,               # `fit_lu` presets for the cases; default ('quick', 'best'), quick: ('quick',)
                   time_limit:float=300.,      # cap on each `fit_lu` run of the cases, seconds
                   scale_sizes=None,           # N for the matrix-free runs; default (16384, 65536), quick: (4096,)

@@ -354,10 +354,29 @@ def lu_solve(net,                  # a `LUNet` with factors `L^`, `U^`
 LUNet.solve = lu_solve
 
 # %% ../nbs/09_solve.ipynb #5c4a9739
-def _linop(net, fwd, bwd):
+class _NamedOperator(LinearOperator):
+    "A scipy `LinearOperator` whose products go through `fwd(X)` / `bwd(X)` on (N, k) ndarrays, and whose shape errors name `where`."
+    def __init__(self, shape, fwd, bwd, dtype, where):
+        self.fwd, self.bwd, self.where = fwd, bwd, where
+        super().__init__(dtype, shape)
+    def _check(self, x):
+        if isinstance(x, LinearOperator) or np.isscalar(x): return
+        s = np.shape(x)
+        if len(s) not in (1, 2) or s[0] != self.shape[1]:
+            raise ValueError(f"{self.where}: expected x of shape ({self.shape[1]},) or ({self.shape[1]}, k), got {s}")
+    def _matvec(self, x): return self.fwd(np.asarray(x).reshape(self.shape[1], -1))
+    def _rmatvec(self, x): return self.bwd(np.asarray(x).reshape(self.shape[0], -1))
+    def _matmat(self, X): return self.fwd(np.asarray(X))
+    def _rmatmat(self, X): return self.bwd(np.asarray(X))
+    def dot(self, x): self._check(x); return super().dot(x)
+    def matvec(self, x): self._check(x); return super().matvec(x)
+    def matmat(self, X): self._check(X); return super().matmat(X)
+    def rmatvec(self, x): self._check(x); return super().rmatvec(x)
+    def rmatmat(self, X): self._check(X); return super().rmatmat(X)
+
+def _linop(net, fwd, bwd, where):
     "A scipy `LinearOperator` (column convention) whose products go through `fwd(X)` / `bwd(X)` on (N, k) ndarrays."
-    def mv(f): return lambda x: f(np.asarray(x).reshape(net.N, -1))
-    return LinearOperator(net.shape, matvec=mv(fwd), rmatvec=mv(bwd), matmat=fwd, rmatmat=bwd, dtype=_np_dtype(net.dtype))
+    return _NamedOperator(net.shape, fwd, bwd, _np_dtype(net.dtype), where)
 
 def _as_linear_operator(self)->LinearOperator:
     "`L^ U^` as a scipy `LinearOperator` (`@`, `matvec`, `matmat`, `rmatvec`, `.T`), applied through the network."
@@ -374,13 +393,13 @@ def _as_linear_operator(self)->LinearOperator:
         Y = Y.cpu().numpy().astype(np.float64) * s
         if not np.isfinite(Y).all(): raise ValueError(f"{where}: the product overflows (NaN or Inf entries in L^ U^ x)")
         return Y.astype(out, copy=False)
-    return _linop(self, lambda X: apply(X, False), lambda X: apply(X, True))
+    return _linop(self, lambda X: apply(X, False), lambda X: apply(X, True), where)
 
 def _as_preconditioner(self, max_cond:float=None, # passed on to `lu_solve`
                       )->LinearOperator:
     "`(L^ U^)^{-1}` as a scipy `LinearOperator` (the structured solve; `rmatvec` solves with the transpose), for Krylov solvers' `M=`."
     return _linop(self, lambda X: lu_solve(self, X, max_cond=max_cond),
-                  lambda X: lu_solve(self, X, transpose=True, max_cond=max_cond))
+                  lambda X: lu_solve(self, X, transpose=True, max_cond=max_cond), 'LUNet.as_preconditioner')
 
 LUNet.as_linear_operator, LUNet.as_preconditioner = _as_linear_operator, _as_preconditioner
 

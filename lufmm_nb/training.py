@@ -12,6 +12,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
+from .gfmm import check_device
 from .solve import SingularBlockError
 from .compress import block_lu, compress_gfmm, pivot_split, rel_error, _dense
 
@@ -305,17 +306,6 @@ def _check_cfg(cfg, where='fit_lu'):
         if k in _CHECKS and not _CHECKS[k][0](v): raise ValueError(f"{where}: preset entry {k!r} must be {_CHECKS[k][1]}, got {v!r}")
     return cfg
 
-def _check_device(device, where='fit_lu'):
-    "The device as a `torch.device`, or a clear error for one that cannot hold trainable weights here."
-    if device is None: return None
-    try: dev = torch.device(device)
-    except (RuntimeError, TypeError) as e: raise ValueError(f"{where}: expected a device such as 'cpu' or 'cuda', got {device!r}") from None
-    if dev.type not in ('cpu', 'cuda', 'mps', 'xpu'):
-        raise ValueError(f"{where}: expected a device of type 'cpu', 'cuda', 'mps' or 'xpu', got {device!r}")
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"{where}: device {device!r} asked for, but CUDA is not available on this machine")
-    return dev
-
 @torch.no_grad()
 def _compressed_start(net, Sop, cfg):
     "Load the compressed exact block LU of `A` (as `Sop` scales it) into `net` if it is exact to `compress_tol`; returns 'compress', or why not (then `net` is untouched)."
@@ -331,7 +321,7 @@ def _compressed_start(net, Sop, cfg):
     try: L, U = block_lu(D, P)
     except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
     trial = copy.deepcopy(net)
-    compress_gfmm(trial.L, L); compress_gfmm(trial.U, U)
+    compress_gfmm(trial.L, L, warn=False); compress_gfmm(trial.U, U, warn=False)
     err = rel_error(trial.to_dense(), D)
     tol = max(rtol, 100 * torch.finfo(net.dtype).eps)                      # float32 cannot do better than ~1e-6
     if not err <= tol: return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
@@ -438,6 +428,9 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         if f is not None and not isinstance(f, (str, os.PathLike)): raise TypeError(f"{where}: expected {name} a file path, got {type(f).__name__}")
     if checkpoint is not None and Path(checkpoint).is_dir():
         raise IsADirectoryError(21, f"{where}: checkpoint {checkpoint} is a directory; expected a file path")
+    if checkpoint is not None:                            # fail now, not after the first stage of training
+        try: Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e: raise type(e)(e.errno, f"{where}: cannot create the folder of checkpoint {checkpoint}: {e.strerror or e}") from None
     if preset is not None and preset not in PRESETS: raise ValueError(f"{where}: preset must be one of {list(PRESETS)}, got {preset!r}")
     known = set().union(*PRESETS.values()) | {'lr', 'lr_drop', 'lr_drop_step', 'betas', 'lbfgs_iter', 'history_size'}
     bad = sorted(set(overrides) - known)
@@ -449,7 +442,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         raise ValueError(f"{where}: expected checkpoint_every a positive int, got {checkpoint_every}")
     if not (probes is None or probes == 'identity' or (isinstance(probes, int) and not isinstance(probes, bool) and probes > 0)):
         raise ValueError(f"{where}: probes must be None, 'identity' or a positive int, got {probes!r}")
-    device = _check_device(device, where)
+    device = check_device(device, where)
     cfg = {**PRESETS[preset or 'best'], **overrides}
     if optimizer is not None:
         if optimizer not in ('adam', 'lbfgs'): raise ValueError(f"{where}: optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")

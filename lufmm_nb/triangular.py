@@ -7,10 +7,11 @@ __all__ = ['lower_block', 'upper_block', 'triangular_violations', 'is_block_tria
 
 # %% ../nbs/04_triangular.ipynb #1ce664c1
 import torch
-from .gfmm import GFMMBlock, bridge_offsets
+from .gfmm import GFMMBlock, bridge_offsets, _check_sizes
 
 # %% ../nbs/04_triangular.ipynb #1f8816d6
 def _triangular_block(n_blocks, block_size, outer, interior, side, where, kw):
+    _check_sizes(n_blocks, block_size, where)
     for bad in ('bridge', 'periodic', 'root_bridge'):
         if bad in kw: raise ValueError(f"{where}: {bad!r} is fixed by the triangular structure and cannot be passed")
     o, i = bridge_offsets(outer, where), bridge_offsets(interior, where)
@@ -28,7 +29,7 @@ def lower_block(n_blocks:int,                  # number of leaf blocks (a power 
                 interior='strictly-lower',     # interior bridges: offsets < 0
                 **kw,                          # passed on to `GFMMBlock` (dtype, device, toeplitz, init_scale)
                )->GFMMBlock:                   # block-lower triangular whatever its weights
-    "A block-lower-triangular GFMM-block (SPEC 5): lower outermost bridge, strictly lower interior bridges, no root bridge."
+    "A block-lower-triangular GFMM-block: lower outermost bridge, strictly lower interior bridges, no root bridge."
     return _triangular_block(n_blocks, block_size, outer, interior, 'lower', 'lower_block', kw)
 
 def upper_block(n_blocks:int,                  # number of leaf blocks (a power of two >= 2)
@@ -37,7 +38,7 @@ def upper_block(n_blocks:int,                  # number of leaf blocks (a power 
                 interior='strictly-upper',     # interior bridges: offsets > 0
                 **kw,                          # passed on to `GFMMBlock` (dtype, device, toeplitz, init_scale)
                )->GFMMBlock:                   # block-upper triangular whatever its weights
-    "A block-upper-triangular GFMM-block (SPEC 5): the mirror image of `lower_block`."
+    "A block-upper-triangular GFMM-block: the mirror image of `lower_block`."
     return _triangular_block(n_blocks, block_size, outer, interior, 'upper', 'upper_block', kw)
 
 # %% ../nbs/04_triangular.ipynb #b05bd942

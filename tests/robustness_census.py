@@ -332,7 +332,7 @@ add("fit_lu(lap(32), 8, normalize='no', **Q)", EO, "fits(r, lap(32))")
 add("fit_lu(ek(64), 16, preset='best', progress=False)", OK, "fits(r, ek(64), 1e-8)")
 add("fit_lu(lap(32), 8, preset='seed', max_steps=3, progress=False)", OK, "honest(r, lap(32))")
 section('fit_lu operator', 'fit_lu')                     # operators that misbehave
-add("A = lap(32).numpy(); L = LinearOperator((32, 32), matvec=lambda x: (A @ x)[:-1], rmatvec=lambda x: A.T @ x); r = fit_lu(L, 8, **Q)")
+add("A = lap(32).numpy(); L = LinearOperator((32, 32), dtype=np.float64, matvec=lambda x: (A @ x)[:-1], rmatvec=lambda x: A.T @ x); r = fit_lu(L, 8, **Q)")
 add("A = lap(32); r = fit_lu(lambda X: (A @ X).to(torch.complex128), 8, n=32, rmatvec=lambda X: A.T @ X, **Q)")
 add("A = lap(32); r = fit_lu(lambda X: A @ X * np.nan, 8, n=32, rmatvec=lambda X: A.T @ X * np.nan, **Q)")
 add("A = lap(32); r = fit_lu(lambda X: None, 8, n=32, rmatvec=lambda X: A.T @ X, **Q)")
@@ -553,7 +553,7 @@ add("operators.block_bandwidth(torch.zeros(16, 16), 4)", OK, "is_(r == 0, f'{r}'
 section('misc', 'plain_checkpoint')
 add("plain_checkpoint({'a': object()})"); add("plain_checkpoint({(1, 2): 3})"); add("plain_checkpoint(np.float32(1.5))", OK, "is_(r == 1.5, f'{r!r}')")
 add("TrainHistory.from_dict({'x': 1})", names=('TrainHistory.from_dict', 'TrainHistory'))
-add("matrix_fingerprint(lap(8))", names=('matrix_fingerprint',))
+add("matrix_fingerprint(lap(8))", OK, "is_(r == matrix_fingerprint(MatVecOperator(lap(8))), f\"{r['N']}\")", names=('matrix_fingerprint',))
 add("matrix_fingerprint(MatVecOperator(lap(8)))['N']", OK, "is_(r == 8, f'{r}')")
 add("MatVecOperator(lap(8), dtype=torch.float16)", names=('MatVecOperator',)); add("MatVecOperator('A')", names=('MatVecOperator',))
 add("MatVecOperator(lambda X: X, n=8).rmatmat(torch.eye(8, dtype=f64))", names=('MatVecOperator',))
@@ -620,10 +620,11 @@ def judge(c):
     if isinstance(exc, Hang): return 'hang', f'no answer within {c.timeout} s'
     if exc is not None:
         msg = next((l.strip() for l in str(exc).splitlines() if l.strip()), '')
+        msg = re.sub(r'^\[Errno \d+\] ', '', msg)         # Python's own prefix of an OSError with an errno
         m, tname = NAMED.match(msg), type(exc).__name__
         head = m.group(1) if m else None
         if isinstance(exc, ns['CLIError']):              # one line on stderr: it must name a function, or be argparse's
-            rest = re.sub(r'^lufmm( \w+)?: (error: )?', '', msg)
+            rest = re.sub(r'^(\[Errno \d+\] )', '', re.sub(r'^lufmm( \w+)?: (error: )?', '', msg))
             if rest.startswith(('argument ', 'unrecognized arguments', 'the following arguments', 'unknown command')) or NAMED.match(rest):
                 return 'clear-error', short(msg)
             return 'internal-error', short(f'[raw message through the CLI] {msg}')

@@ -175,15 +175,23 @@ class LUNet(nn.Module):
                  init_scale:float=0.1,      # edges start uniform in [-init_scale, init_scale]
                  far_init_scale:float=None, # scale of the interior (far-field) bridges at start; `None`: `init_scale`
                  toeplitz:bool=False,       # share bridge weights along block diagonals
+                 n:int=None,                # the user's size `n <= N`: the rest is padding (`pad_value` times the identity); `None`: N
+                 pad_value:float=1.0,       # the padded diagonal: `L U` approximates `[[A, 0], [0, pad_value I]]`
                 ):
         super().__init__()
         _check_sizes(n_blocks, block_size, 'LUNet'); device = check_device(device, 'LUNet')
+        N = n_blocks * block_size
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= N):
+            raise ValueError(f"LUNet: expected n an int in 1..N = {N} (the user's size; the rest is padding) or None, got {n!r}")
+        if not (isinstance(pad_value, (int, float, np.floating)) and not isinstance(pad_value, bool) and 0 < abs(pad_value) < math.inf):
+            raise ValueError(f"LUNet: expected pad_value a finite nonzero number, got {pad_value!r}")
         if dtype not in (torch.float32, torch.float64): raise TypeError(f"LUNet: expected dtype torch.float32 or torch.float64, got {dtype}")
         for name, v, none_ok in (('init_scale', init_scale, False), ('far_init_scale', far_init_scale, True)):
             if not ((none_ok and v is None) or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf)):
                 raise ValueError(f"LUNet: expected {name} a finite number >= 0{' or None' if none_ok else ''}, got {v!r}")
         self.config = dict(n_blocks=n_blocks, block_size=block_size, dtype=str(dtype).replace('torch.', ''),
-                           init_scale=init_scale, far_init_scale=far_init_scale, toeplitz=toeplitz)
+                           init_scale=init_scale, far_init_scale=far_init_scale, toeplitz=toeplitz,
+                           n=int(n) if n is not None else None, pad_value=float(pad_value))
         kw = dict(dtype=dtype, device=device, init_scale=init_scale, toeplitz=toeplitz)
         self.L, self.U = lower_block(n_blocks, block_size, **kw), upper_block(n_blocks, block_size, **kw)
         if far_init_scale is not None and far_init_scale != init_scale:
@@ -203,6 +211,8 @@ class LUNet(nn.Module):
     dtype = property(lambda self: self.L.dtype)
     device = property(lambda self: self.L.device)
     shape = property(lambda self: (self.N, self.N))
+    n = property(lambda self: self.config.get('n') or self.N, doc="The user's size: `N` minus the padding rows.")
+    pad_value = property(lambda self: self.config.get('pad_value', 1.0), doc="The padded diagonal's value.")
     num_params = property(lambda self: self.L.num_params + self.U.num_params)
 
     def forward(self, x:torch.Tensor,  # (..., N) row-vectors
@@ -224,7 +234,8 @@ class LUNet(nn.Module):
         return L @ U
 
     def __repr__(self):
-        return (f"LUNet(N={self.N}, M={self.n_blocks}, P={self.block_size}, params={self.num_params:,} "
+        pad = f", n={self.n} + {self.N - self.n} padding" if self.n < self.N else ''
+        return (f"LUNet(N={self.N}{pad}, M={self.n_blocks}, P={self.block_size}, params={self.num_params:,} "
                 f"({self.num_params / self.N**2:.2%} of N^2), {str(self.dtype).replace('torch.', '')})")
 
 # %% ../nbs/06_lunet.ipynb #a9c58b09
@@ -328,7 +339,8 @@ def load(cls:LUNet, path,             # a file written by `LUNet.save`
         if cfg.get(k) != v:
             raise ValueError(f"LUNet.load: configuration mismatch for {k!r}: expected {v!r}, checkpoint has {cfg.get(k)!r}")
     try: net = cls(cfg['n_blocks'], cfg['block_size'], dtype=getattr(torch, cfg['dtype']), device=map_location,
-                   init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'], toeplitz=cfg['toeplitz'])
+                   init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'], toeplitz=cfg['toeplitz'],
+                   n=cfg.get('n'), pad_value=cfg.get('pad_value', 1.0))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"LUNet.load: {path} holds an invalid configuration {cfg}: {e}") from None
     try: net.load_state_dict(ck['state_dict'])

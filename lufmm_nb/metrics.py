@@ -88,11 +88,11 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
     if max_cond is not None and not (isinstance(max_cond, (int, float, np.floating)) and not isinstance(max_cond, bool) and max_cond > 0):
         raise ValueError(f"{where}: expected max_cond a positive number or None, got {max_cond!r}")
     n_samples, batch = _check_count(n_samples, 'n_samples', where), _check_count(batch, 'batch', where)
-    N = net.N
+    N = net.n                                                  # the user's size (the rest of net.N is padding)
     Ad = _dense_A(A, N, max_n, where)                          # (N, N) float64
     net64 = _eval_net(net)
     L, U = net64.factors()
-    Ah = (L @ U).numpy()                                       # A^ = L^ U^ in float64
+    Ah = (L @ U).numpy()[:N, :N]                               # A^ = L^ U^ in float64 (its padding block dropped)
     sc = pow2_scale(float(np.abs(Ad).max()))                   # work with A / sc, A^ / sc (exact): no over- or underflow
     Ad, Ah = Ad / sc, Ah / sc
     sA, sAh = _svals(Ad), _svals(Ah)
@@ -194,9 +194,9 @@ def error_heatmap(net,             # a `LUNet`
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
     if not isinstance(net, LUNet): raise TypeError(f"error_heatmap: expected a LUNet as `net`, got {type(net).__name__}")
-    Ad = _dense_A(A, net.N, max_n, 'error_heatmap')
+    Ad = _dense_A(A, net.n, max_n, 'error_heatmap')
     L, U = _eval_net(net).factors()
-    D = (L @ U).numpy() - Ad                                  # A^ - A in float64
+    D = (L @ U).numpy()[:net.n, :net.n] - Ad                                  # A^ - A in float64
     E = np.abs(D)                                             # NaN entries stay blank
     if ax is None: _, ax = plt.subplots(figsize=(5, 4.2))
     top = np.nanmax(E) if np.isfinite(E).any() else 0.
@@ -209,7 +209,7 @@ def error_heatmap(net,             # a `LUNet`
     else: im = ax.imshow(E, cmap='viridis', vmin=0, vmax=top if top > 0 else 1, interpolation='nearest')
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=r'$|\hat A - A|$')
     if blocks:
-        for t in np.arange(net.block_size, net.N, net.block_size) - 0.5:
+        for t in np.arange(net.block_size, net.n, net.block_size) - 0.5:
             ax.axhline(t, color='w', lw=0.4, alpha=0.5); ax.axvline(t, color='w', lw=0.4, alpha=0.5)
     if title is None:
         s = _svals(D)

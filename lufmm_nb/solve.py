@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['well_conditioned_lunet', 'SingularBlockError', 'default_max_cond', 'dense_block_solve', 'substitution_order',
-           'triangular_solve', 'lu_solve', 'bench_solve']
+           'triangular_solve', 'lu_solve', 'lu_slogdet', 'bench_solve']
 
 # %% ../nbs/09_solve.ipynb #fab2aa9e
 import math, time
@@ -221,6 +221,12 @@ def _weights_key(block):
     "Changes whenever a weight's value changes, however it was changed (in place, through `.data` or NumPy, replaced or moved)."
     return block.weights_key()
 
+def _diag_blocks(block:GFMMBlock)->torch.Tensor:
+    "The M diagonal blocks (M, P, P) of a block-triangular GFMM-block: the leaves' bridges at offset 0 (zeros if it has none)."
+    M, P = block.n_blocks, block.block_size
+    bw = block.edges()[2].detach()
+    return bw[block.offsets.index(0), M - 1:] if 0 in block.offsets else bw.new_zeros(M, P, P)
+
 @torch.no_grad()
 def _solver(block, lower, transpose, where):
     "Cached diagonal-block factorisation and op list (weights gathered) for one solve direction: `(diag, ops, key)`."
@@ -235,8 +241,7 @@ def _solver(block, lower, transpose, where):
     key = _weights_key(block)
     if cache['key'] != key:                                   # weights changed: drop every weight-dependent entry
         M, P = block.n_blocks, block.block_size
-        bw = block.edges()[2].detach()
-        D = bw[block.offsets.index(0), M - 1:] if 0 in block.offsets else bw.new_zeros(M, P, P)
+        D = _diag_blocks(block)
         LU, piv, cond = _factor_diag(D)                       # one batched LU of all M diagonal blocks
         Dinv = torch.linalg.lu_solve(LU, piv, torch.eye(P, dtype=D.dtype, device=D.device).expand(M, P, P))
         cache.update(key=key, diag=(LU, piv, cond, Dinv, D), ops={}, np_ops={})
@@ -340,7 +345,11 @@ def lu_solve(net,                  # a `LUNet` with factors `L^`, `U^`
     where = 'lu_solve'
     if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
     with _few_threads(b, net.block_size, net.device):
-        B, back = _as_rhs(b, net.N, net.dtype, net.device, where)
+        B, back = _as_rhs(b, net.n, net.dtype, net.device, where)
+        n, N = net.n, net.N
+        if n < N:                                              # padded: b is 0 on the padding rows, so is x; drop them at the end
+            B, back0 = torch.cat([B, B.new_zeros(N - n, B.shape[1])]), back
+            back = lambda Y: back0(Y[:n])
         if transpose:                                          # U^T L^T x = b: U^T is block-lower, L^T block-upper
             pU = _prepare(net.U, False, True, max_cond, where, 'U^T'); pL = _prepare(net.L, True, True, max_cond, where, 'L^T')
             _check_pivots(net, pL, pU, max_cond, where, True)
@@ -352,6 +361,29 @@ def lu_solve(net,                  # a `LUNet` with factors `L^`, `U^`
         return back(_tri_apply(net.U, Y, pU, False, False, where, 'U'))
 
 LUNet.solve = lu_solve
+
+# %% ../nbs/09_solve.ipynb #e59d3463
+@torch.no_grad()
+def lu_slogdet(net,                 # a `LUNet` with block-triangular factors `L^`, `U^`
+              )->tuple:             # `(sign, logabsdet)` of `L^ U^` as Python floats: sign in {-1, 0, 1}
+    "Sign and `log |det(L^ U^)|` from the 2M diagonal blocks of the factors (batched, in float64): O(N P^2) work, no N x N matrix."
+    where = 'lu_slogdet'
+    if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
+    for B, side in ((net.L, 'lower'), (net.U, 'upper')): check_block_triangular(B, side, where)
+    D = torch.cat([_diag_blocks(net.L), _diag_blocks(net.U)]).double()
+    if not bool(torch.isfinite(D).all()): raise ValueError(f"{where}: the factors' diagonal blocks hold NaN or Inf weights")
+    s, la = torch.linalg.slogdet(D)                    # (2M,) each
+    sign = float(s.prod())
+    if sign == 0: return 0., -math.inf
+    c = net.pad_value                                  # padded: L U holds [[A, 0], [0, c I]]; take out det(c I)
+    return sign * (math.copysign(1., c) ** (net.N - net.n)), float(la.sum()) - (net.N - net.n) * math.log(abs(c))
+
+def _logdet(self)->float:
+    "`log det(L^ U^)` like `torch.logdet`: `nan` for a negative determinant, `-inf` for a singular factor (see `LUNet.slogdet`)."
+    sign, la = lu_slogdet(self)
+    return la if sign > 0 else (-math.inf if sign == 0 else math.nan)
+
+LUNet.slogdet, LUNet.logdet = lu_slogdet, _logdet
 
 # %% ../nbs/09_solve.ipynb #5c4a9739
 class _NamedOperator(LinearOperator):
@@ -376,7 +408,7 @@ class _NamedOperator(LinearOperator):
 
 def _linop(net, fwd, bwd, where):
     "A scipy `LinearOperator` (column convention) whose products go through `fwd(X)` / `bwd(X)` on (N, k) ndarrays."
-    return _NamedOperator(net.shape, fwd, bwd, _np_dtype(net.dtype), where)
+    return _NamedOperator((net.n, net.n), fwd, bwd, _np_dtype(net.dtype), where)
 
 def _as_linear_operator(self)->LinearOperator:
     "`L^ U^` as a scipy `LinearOperator` (`@`, `matvec`, `matmat`, `rmatvec`, `.T`), applied through the network."
@@ -388,8 +420,9 @@ def _as_linear_operator(self)->LinearOperator:
         if not np.isfinite(X).all(): raise ValueError(f"{where}: expected finite x, got NaN or Inf entries")
         out = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         s = pow2_scale(float(np.abs(X).max(initial=0.)))          # power-of-two scaling: exact
-        T = torch.from_numpy(np.array(X.T / s, dtype=_np_dtype(self.dtype))).to(self.device)   # (k, N) row-vectors
-        with torch.no_grad(): Y = self(T, transpose=transpose).T
+        T = torch.from_numpy(np.array(X.T / s, dtype=_np_dtype(self.dtype))).to(self.device)   # (k, n) row-vectors
+        if self.n < self.N: T = torch.cat([T, T.new_zeros(T.shape[0], self.N - self.n)], 1)   # padding rows: x = 0 there
+        with torch.no_grad(): Y = self(T, transpose=transpose).T[:self.n]
         Y = Y.cpu().numpy().astype(np.float64) * s
         if not np.isfinite(Y).all(): raise ValueError(f"{where}: the product overflows (NaN or Inf entries in L^ U^ x)")
         return Y.astype(out, copy=False)

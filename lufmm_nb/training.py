@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
 from .gfmm import check_device
+from .fmm import pow2_scale
 from .solve import SingularBlockError
 from .compress import block_lu, compress_gfmm, pivot_split, rel_error, _dense
 
@@ -29,7 +30,7 @@ def _edge_tensors(net):
 @torch.no_grad()
 def _randomize_like(net, seed=1234):
     "A structural twin of `net` (same tree and masks, 1 x 1 edges, float64, CPU) with every live edge random: its gradients reveal structural dependencies at a cost independent of the block size."
-    cfg = {**net.config, 'block_size': 1, 'dtype': torch.float64, 'device': 'cpu', 'init_scale': 0.1}
+    cfg = {**net.config, 'block_size': 1, 'dtype': torch.float64, 'device': 'cpu', 'init_scale': 0.1, 'n': None}
     if isinstance(net, LUNet): r = LUNet(**cfg)
     else: r = copy.deepcopy(net).cpu().double()
     g = torch.Generator().manual_seed(seed)
@@ -242,6 +243,7 @@ class TrainHistory:
     init: str = ''                              # where the weights started: 'random' or 'compress' (with the reason if not used)
     rel_err: float = None                       # estimated ||L U - A|| / ||A|| at the end (from 4 random products)
     warnings: list = field(default_factory=list)  # what the run warned about, in order
+    choices: list = field(default_factory=list)   # what fit_lu chose for the caller (padding, ...) and why, in order
     def warn(self, msg:str):
         "Record `msg` and issue it as a `UserWarning`."
         self.warnings.append(msg); warnings.warn(msg, UserWarning, stacklevel=4)
@@ -261,6 +263,26 @@ class _Scaled:
     def rmatmat(self, X): return self.op.rmatmat(X) / self.s
     def block_rows(self, m, P): return self.op.block_rows(m, P) / self.s
     def block_cols(self, m, P): return self.op.block_cols(m, P) / self.s
+
+def _pad_value(Aop, P):
+    "The padded diagonal: the power of two just above max |A_ij| (from block column 0 when the entries are not at hand), so that padding neither dwarfs nor vanishes beside A."
+    s = Aop.max_abs()
+    if not math.isfinite(s): s = float(Aop.block_cols(0, min(P, Aop.N)).abs().max())
+    return pow2_scale(s) if s > 0 and math.isfinite(s) else 1.0
+
+def _padded(Aop, Npad, c, where):
+    "Products with `[[A, 0], [0, c I]]` of size `Npad`: dense and sparse matrices stay matrices, operators are wrapped."
+    n, kw = Aop.N, dict(dtype=Aop.dtype, device=Aop.device, check_finite=Aop.check_finite)
+    if Aop.kind == 'tensor':
+        T = Aop._T.new_zeros(Npad, Npad); T[:n, :n] = Aop._T
+        i = torch.arange(n, Npad, device=T.device); T[i, i] = c
+        return MatVecOperator.checked(T, where, **kw)
+    if Aop.kind == 'sparse':
+        import scipy.sparse as sp
+        return MatVecOperator.checked(sp.block_diag((Aop._S, c * sp.identity(Npad - n)), format='csr'), where, **kw)
+    f = lambda X: torch.cat([Aop.matmat(X[:n]), c * X[n:]])
+    rf = (lambda X: torch.cat([Aop.rmatmat(X[:n]), c * X[n:]])) if Aop.has_transpose else None
+    return MatVecOperator.checked(f, where, n=Npad, rmatvec=rf, **kw)
 
 def _scale_of(Aop, P):
     "max |A_ij| when it is cheap (dense, sparse), else the largest entry of block row 0 and block column 0."
@@ -366,9 +388,13 @@ def pivot_conditions(net:LUNet)->torch.Tensor:
 @torch.no_grad()
 def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203)->float:
     "`||(L U - A) Z||_F / ||A Z||_F` for `k` fixed Gaussian probes `Z`: an estimate of the relative error from `k` products with `A`."
-    Z = torch.randn(net.N, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    if not isinstance(Aop, MatVecOperator): Aop = MatVecOperator.checked(Aop, 'probe_error')
+    n = Aop.N                                          # net.N, or the user's size net.n of a padded network
+    if n not in (net.N, net.n): raise ValueError(f"probe_error: the network is for N = {net.n} but A has N = {n}")
+    Z = torch.randn(n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     Y = Aop.matmat(Z.to(dtype=Aop.dtype, device=Aop.device)).double().cpu()
-    Yh = net(Z.T.to(dtype=net.dtype, device=net.device)).T.double().cpu()
+    Zp = torch.cat([Z, Z.new_zeros(net.N - n, k)])     # zero on the padding rows
+    Yh = net(Zp.T.to(dtype=net.dtype, device=net.device)).T[:n].double().cpu()
     return rel_error(Yh, Y) if bool(torch.isfinite(Yh).all()) else math.inf
 
 # %% ../nbs/07_training.ipynb #716e6f73
@@ -397,7 +423,7 @@ def _judge(net, Aop, hist, cfg, where='fit_lu'):
 # %% ../nbs/07_training.ipynb #df97b3da
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
            block_size:int=32,        # leaf block size `P`
-           n_blocks:int=None,        # number of leaf blocks (default N // block_size; a power of two)
+           n_blocks:int=None,        # number of leaf blocks, a power of two (default: the smallest with n_blocks * block_size >= N; A is padded to that size)
            preset:str=None,          # 'seed' (the article's Adam schedule), 'quick' or 'best' (default 'best'; with `resume`, the checkpoint's)
            transpose_loss:bool=None, # also fit `(LU)^T x = A^T x` (default True; with `resume`, the checkpoint's)
            blockwise:bool=None,      # train block row by block row, freezing what each row used (default True; with `resume`, the checkpoint's)
@@ -457,13 +483,21 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     N = Aop.N
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")
-    if n_blocks is None:
-        if N % block_size: raise ValueError(f"{where}: block_size {block_size} does not divide N = {N}")
-        n_blocks = N // block_size
-    if n_blocks * block_size != N:
-        raise ValueError(f"{where}: n_blocks * block_size = {n_blocks} * {block_size} = {n_blocks * block_size} != N = {N}")
+    if n_blocks is None:                                  # the smallest power of two >= 2 of blocks that holds A
+        n_blocks = max(2, 1 << (-(-N // block_size) - 1).bit_length())
     if n_blocks < 2 or n_blocks & (n_blocks - 1):
-        raise ValueError(f"{where}: the number of blocks N / block_size must be a power of two >= 2, got {n_blocks}")
+        raise ValueError(f"{where}: n_blocks must be a power of two >= 2, got {n_blocks}")
+    if n_blocks * block_size < N:
+        raise ValueError(f"{where}: n_blocks * block_size = {n_blocks} * {block_size} = {n_blocks * block_size} < N = {N}: the network "
+                         "cannot hold A; leave n_blocks out and fit_lu takes the smallest power of two that does")
+    n_user, pad_value = N, 1.0
+    if n_blocks * block_size > N:                         # pad A with a scaled identity: [[A, 0], [0, c I]] has the block LU
+        pad_value = _pad_value(Aop, block_size)           # [[L, 0], [0, I]] [[U, 0], [0, c I]] whenever A has one
+        Aop = _padded(Aop, n_blocks * block_size, pad_value, where)
+        N = Aop.N
+    pad_note = (f"padded N = {n_user} to {N} = {n_blocks} x {block_size} with {N - n_user} rows of {pad_value:g} I (the number of blocks "
+                f"must be a power of two): solve, as_preconditioner, as_linear_operator, logdet and evaluate_lu work in N = {n_user}"
+                if N > n_user else None)
     for name, v in (('transpose_loss', transpose_loss), ('blockwise', blockwise)):
         if v is not None and not isinstance(v, bool): raise TypeError(f"{where}: expected {name} True, False or None, got {v!r}")
     M, P = n_blocks, block_size
@@ -478,6 +512,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             raise ValueError(f"{where}: checkpoint {resume} is for n_blocks={net.n_blocks}, block_size={net.block_size}; "
                              f"this call has n_blocks={M}, block_size={P}")
         if net.dtype != dtype: raise ValueError(f"{where}: checkpoint {resume} has dtype {net.dtype}, this call asks for {dtype}")
+        if net.n != n_user: raise ValueError(f"{where}: checkpoint {resume} is for a matrix of size {net.n}, this A has N = {n_user}")
         st = ts
         hist = TrainHistory.from_dict(st['history']); hist.stopped = ''
         if preset is not None and preset != hist.preset:
@@ -503,9 +538,10 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             st['rescaled'] = False
     else:
         torch.manual_seed(seed)
-        net = LUNet(M, P, dtype=dtype, device=device, init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'])
+        net = LUNet(M, P, dtype=dtype, device=device, init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'],
+                    n=n_user, pad_value=pad_value)
         scale = _scale_of(Aop, P) if normalize else _check_unscaled(Aop, P, dtype, where)
-        hist = TrainHistory(scale=scale, preset=preset)
+        hist = TrainHistory(scale=scale, preset=preset, choices=[pad_note] if pad_note else [])
         transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
         st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
                   frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise,

@@ -57,7 +57,8 @@ def to_np(x):
     if isinstance(x, LinearOperator): return x @ np.eye(x.shape[1])
     if hasattr(x, 'to_dense'): return to_np(x.to_dense())
     return np.asarray(x, dtype=float)
-def D(net): return to_np(net.to_dense())                  # dense float64 of an FMMMatrix / GFMMBlock / LUNet
+def D(net):                                               # dense float64 of an FMMMatrix / GFMMBlock / LUNet (a padded one:
+    d = to_np(net.to_dense()); n = getattr(net, 'n', d.shape[0]); return d[:n, :n]   # its leading n x n block, the user's)
 def close(x, ref, tol=1e-10):
     x, ref = to_np(x), to_np(ref)
     if x.shape != ref.shape: return False, f'shape {x.shape}, expected {ref.shape}'
@@ -279,7 +280,7 @@ add("A = lap(32); r = fit_lu(lambda X: A @ X, 8, n=32, rmatvec=lambda X: A.T @ X
 add("fit_lu(lambda X: X, 8, **Q)"); add("A = lap(32); r = fit_lu(lambda X: A @ X, 8, n=32, **Q)")
 add("A = lap(32); r = fit_lu(lambda X: A @ X, 8, n=32, blockwise=False, transpose_loss=False, max_steps=5, **Q)", OK, "honest(r, A)")
 add("fit_lu(torch.ones(32, 16, dtype=f64), 8, **Q)"); add("fit_lu(torch.ones(2, 32, 32, dtype=f64), 8, **Q)")
-add("fit_lu(torch.zeros(0, 0, dtype=f64), 8, **Q)"); add("fit_lu(torch.ones(1, 1, dtype=f64), 1, **Q)")
+add("fit_lu(torch.zeros(0, 0, dtype=f64), 8, **Q)"); add("fit_lu(torch.ones(1, 1, dtype=f64), 1, **Q)", OK, "fits(r, torch.ones(1, 1, dtype=f64))")
 add("fit_lu(nan_at(lap(32)), 8, **Q)"); add("fit_lu(nan_at(lap(32), float('inf')).numpy(), 8, **Q)")
 add("fit_lu(sp.csr_matrix(nan_at(lap(32)).numpy()), 8, **Q)")
 add("fit_lu(lap(32).to(torch.complex128), 8, **Q)"); add("fit_lu(lap(32).numpy() * (1 + 1j), 8, **Q)")
@@ -296,8 +297,9 @@ add("D_A = swap(32); r = fit_lu(D_A, 16, blockwise=False, max_steps=20, **Q)", E
 add("D_A = perm2(8); r = fit_lu(D_A, 1, max_steps_per_block=3, **Q)", E, "noLU(r, D_A)"); add("fit_lu(perm2(16), 2, **Q)", OK, "fits(r, perm2(16))")
 add("A = torch.eye(32, dtype=f64); A[8:16, 8:16] = 0; net, h = fit_lu(A, 8, **Q); r = net.solve(torch.ones(32, dtype=f64))",
     names=('fit_lu', 'lu_solve'))                          # singular A: an exact L U exists, its solve must refuse
-for bs in ('0', '-8', '8.0', "'8'", 'True', 'None', '5', '32'): add(f"fit_lu(lap(32), {bs}, **Q)")
-add("fit_lu(lap(48), 12, **Q)", OK, "fits(r, lap(48))"); add("fit_lu(lap(48), 8, **Q)")
+for bs in ('0', '-8', '8.0', "'8'", 'True', 'None'): add(f"fit_lu(lap(32), {bs}, **Q)")
+for bs in ('5', '32'): add(f"fit_lu(lap(32), {bs}, **Q)", OK, "fits(r, lap(32))")           # padded to 8 x 5 = 40, 2 x 32 = 64
+add("fit_lu(lap(48), 12, **Q)", OK, "fits(r, lap(48))"); add("fit_lu(lap(48), 8, **Q)", OK, "fits(r, lap(48))")
 add("fit_lu(lap(32), 8, n_blocks=4, **Q)", OK, "fits(r, lap(32))")
 for nb in ('3', '4.0', "'4'", 'True'): add(f"fit_lu(lap(32), 8, n_blocks={nb}, **Q)", E, "fits(r, lap(32))")
 for p in ("'fast'", "'QUICK'", "['quick']", '1'): add(f"fit_lu(lap(32), 8, preset={p}, progress=False)")
@@ -488,7 +490,7 @@ add("amg_preconditioner(lap_sp(64), foo=1)")
 section('learned_preconditioner')
 add("learned_preconditioner(lap_sp(64), 16, 'nope')"); add("learned_preconditioner(lap_sp(64), 16, 'matrix-free', max_steps=5)")
 add("learned_preconditioner(lap_sp(64), 16, 'matrix-free') @ np.ones(64)", OK, "close(r, np.linalg.solve(lap(64).numpy(), np.ones(64)), 1e-10)")
-add("learned_preconditioner(lap_sp(64), 5)")
+add("learned_preconditioner(lap_sp(64), 5) @ np.ones(64)", OK, "close(r, np.linalg.solve(lap(64).numpy(), np.ones(64)))")
 section('breakeven_rhs')
 add("breakeven_rhs(-1, 1, 1)"); add("breakeven_rhs(float('nan'), 1, 0.5)"); add("breakeven_rhs(10, 1, 0.5)", OK, "is_(r == 20, f'{r}')")
 add("breakeven_rhs(float('inf'), 1, 0.5)", EO, "is_(r == float('inf'), f'{r}')"); add("breakeven_rhs(10, 1, 1)", OK, "is_(r == float('inf'), f'{r}')")
@@ -575,7 +577,7 @@ add("cli('train', '--n', '64', '--block_size', '16', '--resume', '--out', 'missi
 add("cli('train', '--n', '64', '--block_size', '16', '--resume', '--out', 'unsafe.pt', '--quiet')")
 add("cli('train', '--n', '64', '--block_size', '16', '--quiet', '--out', '/proc/lufmm_census/x.pt')")
 add("cli('train', '--n', '0', '--quiet')"); add("cli('train', '--n', '64', '--block_size', '16', '--max_steps', '-1', '--quiet')")
-add("cli('train', '--matrix', 'laplacian_2d', '--n', '5', '--block_size', '5', '--quiet')")
+add("cli('train', '--matrix', 'laplacian_2d', '--n', '5', '--block_size', '5', '--quiet')", OK, "is_('n=25 + 15 padding' in r, r[:80])")
 add("cli('train', '--n', '64', '--block_size', '16', '--quiet', '--out', 'cl_ok.pt')", OK, "is_('saved to' in r, r.strip().splitlines()[-1][:60])")
 add("cli('evaluate', '--checkpoint', 'missing.pt')"); add("cli('evaluate', '--checkpoint', 'garbage.pt')")
 add("cli('evaluate', '--checkpoint', 'good.pt', '--n', '32')")

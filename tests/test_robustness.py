@@ -181,13 +181,18 @@ def test_matvec_operator_non_finite(kind):
         MatVecOperator(A)
 
 # ------------------------------------------------------------------------------- sizes and blocks
-def test_fit_lu_block_size_not_dividing():
-    with pytest.raises(ValueError, match=r"fit_lu: block_size 7 does not divide N = 64"):
-        fit_lu(lap(), 7, **QUICK)
+def test_fit_lu_block_size_not_dividing_pads():       # 64 = 9 x 7 + 1: padded to 16 x 7 = 112, exact in the user's size
+    net, h = fit_lu(lap(), 7, dtype=f64, **QUICK)
+    assert (net.N, net.n, net.n_blocks) == (112, 64, 16) and h.choices[0].startswith('padded N = 64 to 112 = 16 x 7')
+    b = torch.randn(64, dtype=f64, generator=torch.Generator().manual_seed(0))
+    ref = torch.linalg.solve(lap(), b)
+    assert float((net.solve(b) - ref).norm() / ref.norm()) < 1e-12
 
 def test_fit_lu_inconsistent_n_blocks():
-    with pytest.raises(ValueError, match=r"fit_lu: n_blocks \* block_size = 4 \* 8 = 32 != N = 64"):
+    with pytest.raises(ValueError, match=r"fit_lu: n_blocks \* block_size = 4 \* 8 = 32 < N = 64: the network cannot hold A"):
         fit_lu(lap(), 8, n_blocks=4, **QUICK)
+    with pytest.raises(ValueError, match=r"fit_lu: n_blocks must be a power of two >= 2, got 6"):
+        fit_lu(lap(), 8, n_blocks=6, **QUICK)
 
 @pytest.mark.parametrize('bs', [0, 8.0, True])
 def test_fit_lu_bad_block_size(bs):
@@ -215,10 +220,15 @@ def test_non_power_of_two_blocks(make, M):
     with pytest.raises(ValueError, match=rf"n_blocks must be a power of two >= 2, got {M}"):
         make(M, 2)
 
-@pytest.mark.parametrize('N', [48, 8])
-def test_fit_lu_non_power_of_two_blocks(N):
-    with pytest.raises(ValueError, match=rf"fit_lu: the number of blocks N / block_size must be a power of two >= 2, got {N // 8}"):
-        fit_lu(lap(N), 8, **QUICK)
+@pytest.mark.parametrize('N, M', [(48, 8), (8, 2), (5, 2), (1, 2), (129, 32)])
+def test_fit_lu_non_power_of_two_blocks_pads(N, M):   # N / 8 not a power of two (or below 2): the smallest M that holds A
+    A = lap(N)
+    net, h = fit_lu(A, 8, dtype=f64, **QUICK)
+    assert (net.n_blocks, net.n) == (M, N) and (net.N > N) == bool(h.choices)
+    b = torch.randn(N, 2, dtype=f64, generator=torch.Generator().manual_seed(N))
+    for t in (False, True):
+        ref = torch.linalg.solve(A.T if t else A, b)
+        assert float((net.solve(b, transpose=t) - ref).norm() / ref.norm()) < 1e-12
 
 def test_gfmm_float_block_size():
     with pytest.raises(TypeError, match=r"GFMMBlock: block_size must be an int, got float 2\.0"):
@@ -794,7 +804,7 @@ def lufmm(*args):
 @pytest.mark.parametrize('args, msg', [
     (['train', '--matrix', 'no_such_operator'], "lufmm train: error: load_matrix: expected an operator name"),
     (['train', '--preset', 'fast', '--n', '64', '--block_size', '8'], "lufmm train: error: fit_lu: preset must be one of"),
-    (['train', '--n', '64', '--block_size', '7'], "lufmm train: error: fit_lu: block_size 7 does not divide N = 64"),
+    (['train', '--n', '64', '--block_size', '0'], "lufmm train: error: fit_lu: block_size must be a positive int, got 0"),
     (['evaluate', '--checkpoint', 'missing.pt'], "lufmm evaluate: error: LUNet.load: no such file: missing.pt"),
     (['reproduce', '--cases', 'nope'], "lufmm reproduce: error: reproduce_table: unknown cases ['nope']"),
     (['frobnicate'], "lufmm: unknown command 'frobnicate'"),
@@ -1038,8 +1048,8 @@ def test_learned_preconditioner_names_itself():
     with pytest.raises(ValueError, match=r"^learned_preconditioner: preset must be 'matrix-free' or one of"): learned_preconditioner(S, 16, 'nope')
     with pytest.raises(TypeError, match=r"^learned_preconditioner: fit_matrix_free\(\) got an unexpected keyword argument 'max_steps'"):
         learned_preconditioner(S, 16, 'matrix-free', max_steps=5)
-    with pytest.raises(ValueError, match=r"^learned_preconditioner: block_size 5 does not divide N = 64 \(passed on to fit_lu\)"):
-        learned_preconditioner(S, 5)
+    with pytest.raises(ValueError, match=r"^learned_preconditioner: block_size must be a positive int, got 0 \(passed on to fit_lu\)"):
+        learned_preconditioner(S, 0)
 
 def test_breakeven_rhs_refuses_infinite_times():
     from lufmm_nb import breakeven_rhs

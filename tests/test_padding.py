@@ -1,0 +1,81 @@
+"""Any N >= 1 at any block size: `fit_lu` pads `A` to `[[A, 0], [0, c I]]` with a power-of-two number of blocks, and every
+user-facing operation (solve, its transpose, the scipy operators, the log-determinant, the metrics, checkpoints) works in
+the user's size N, checked here against dense float64 references."""
+import numpy as np, pytest, torch, scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+from lufmm_nb import fit_lu, LUNet, evaluate_lu, probe_error, operators as ops
+
+f64 = torch.float64
+QUICK = dict(preset='quick', progress=False)
+
+def grid_poisson(k):                                   # 2D 5-point Laplacian on a k x k grid: N = k^2, not a power of two
+    T = sp.diags([-1., 2., -1.], [-1, 0, 1], shape=(k, k)); I = sp.identity(k)
+    return (sp.kron(T, I) + sp.kron(I, T)).tocsr()
+
+def as_kind(A, kind):
+    D = A.toarray() if sp.issparse(A) else np.asarray(A)
+    if kind == 'dense': return torch.tensor(D)
+    if kind == 'sparse': return sp.csr_matrix(D)
+    return LinearOperator(D.shape, matvec=lambda x: D @ x, rmatvec=lambda x: D.T @ x, matmat=lambda X: D @ X, rmatmat=lambda X: D.T @ X, dtype=np.float64)
+
+CASES = [('laplacian_1d', lambda: ops.laplacian_1d(100), 32, 'quick'), ('grid_poisson', lambda: grid_poisson(7), 8, 'quick'),
+         ('rbf', lambda: ops.rbf_kernel(150, nugget=1e-2), 16, 'best'),     # dense: the compressed exact block LU ('best')
+         ('convdiff', lambda: ops.convection_diffusion_1d(37), 4, 'quick')]
+
+@pytest.mark.parametrize('kind', ['dense', 'sparse', 'linop'])
+@pytest.mark.parametrize('name, make, P, preset', CASES, ids=[c[0] for c in CASES])
+def test_padded_factors_against_dense(name, make, P, preset, kind):
+    A = make(); D = A.toarray() if sp.issparse(A) else np.asarray(A); n = D.shape[0]
+    net, h = fit_lu(as_kind(A, kind), P, dtype=f64, preset=preset, progress=False)
+    assert net.n == n and net.N > n and net.N == net.n_blocks * P and h.choices and f'N = {n}' in h.choices[0]
+    tol = 1e-13 * np.linalg.cond(D)
+    rng = np.random.default_rng(n)
+    b = rng.standard_normal((n, 3))
+    for t in (False, True):
+        ref = np.linalg.solve(D.T if t else D, b)
+        assert np.linalg.norm(net.solve(b, transpose=t) - ref) / np.linalg.norm(ref) < tol
+    M, Lop = net.as_preconditioner(), net.as_linear_operator()
+    assert M.shape == Lop.shape == (n, n)
+    np.testing.assert_allclose(Lop @ np.eye(n), D, atol=1e-12 * np.abs(D).max())
+    np.testing.assert_allclose(Lop.T @ b, D.T @ b, atol=1e-12 * np.abs(D).max() * np.abs(b).max() * n)
+    ref = np.linalg.solve(D, b[:, 0])
+    assert np.linalg.norm(M @ b[:, 0] - ref) / np.linalg.norm(ref) < tol
+    sign, la = net.slogdet(); s0, l0 = np.linalg.slogdet(D)
+    assert sign == s0 and abs(la - l0) < 1e-10 * max(1., abs(l0))
+    e = evaluate_lu(net, torch.tensor(D), n_samples=8)
+    assert e['N'] == n and e['op_err_rel'] < 1e-12
+    assert probe_error(net, torch.tensor(D)) < 1e-12
+
+def test_padded_float32():
+    A = ops.laplacian_1d(45)
+    net, h = fit_lu(A, 8, dtype=torch.float32, **QUICK)
+    b = torch.randn(45, generator=torch.Generator().manual_seed(0))
+    ref = torch.linalg.solve(A, b.double())
+    assert (net.N, net.n) == (64, 45) and float((net.solve(b).double() - ref).norm() / ref.norm()) < 1e-4
+
+def test_padded_checkpoint_round_trip(tmp_path):
+    A = ops.exponential_kernel(70)
+    net, _ = fit_lu(A, 16, dtype=f64, **QUICK)
+    p = net.save(tmp_path / 'n.pt'); net2 = LUNet.load(p)
+    assert (net2.n, net2.N, net2.pad_value) == (net.n, net.N, net.pad_value)
+    b = np.ones(70)
+    np.testing.assert_array_equal(net2.solve(b), net.solve(b))
+    assert net2.slogdet() == net.slogdet()
+
+def test_padded_shape_errors_name_the_user_size():
+    net, _ = fit_lu(ops.laplacian_1d(20), 8, dtype=f64, **QUICK)
+    with pytest.raises(ValueError, match=r"lu_solve: expected b of shape \(20,\) or \(20, k\), got \(32,\)"): net.solve(np.ones(32))
+    with pytest.raises(ValueError, match=r"LUNet\.as_preconditioner: expected x of shape \(20,\)"): net.as_preconditioner() @ np.ones(32)
+    with pytest.raises(ValueError, match=r"evaluate_lu: the network is for N = 20 but A is 32 x 32"): evaluate_lu(net, ops.laplacian_1d(32))
+
+@pytest.mark.parametrize('kw, msg', [(dict(n=0), r"expected n an int in 1\.\.N = 8"), (dict(n=9), r"expected n an int in 1\.\.N = 8"),
+                                     (dict(pad_value=0.), r"expected pad_value a finite nonzero number")])
+def test_lunet_padding_arguments(kw, msg):
+    with pytest.raises(ValueError, match=r"LUNet: " + msg): LUNet(4, 2, **kw)
+
+def test_padded_gmres_preconditioner():
+    from lufmm_nb import krylov_solve
+    S = grid_poisson(10)                               # N = 100, block size 16: 8 blocks of 16 = 128
+    net, _ = fit_lu(S, 16, dtype=f64, **QUICK)
+    r = krylov_solve(S, np.ones(100), net.as_preconditioner())
+    assert r['converged'] and r['residual'] < 1e-8

@@ -74,6 +74,7 @@ class MatVecOperator:
         if self.kind != 'callable' and n is not None and n != A.shape[0]:
             raise ValueError(f"MatVecOperator: n={n} contradicts the shape {tuple(A.shape)} of A")
         self.N = int(n) if self.kind == 'callable' else int(A.shape[0])
+        if self.N < 1: raise ValueError(f"MatVecOperator: expected a matrix of size N >= 1, got an empty one (shape {tuple(A.shape)})")
         self.shape = (self.N, self.N)
 
     @staticmethod

@@ -1071,3 +1071,7 @@ def test_fit_matrix_free_warns_on_a_poor_fit():
     with w_.catch_warnings():                          # block tridiagonal: exact, silent
         w_.simplefilter('error'); net, info = fit_matrix_free(ops.laplacian_1d(64, sparse=True), 16)
     assert info['probe_rel_err'] < 1e-12
+
+def test_fit_lu_empty_matrix():
+    with pytest.raises(ValueError, match=r"^fit_lu: expected a matrix of size N >= 1, got an empty one"):
+        fit_lu(torch.zeros(0, 0, dtype=f64), 8, **QUICK)

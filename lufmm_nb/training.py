@@ -284,6 +284,34 @@ def _padded(Aop, Npad, c, where):
     rf = (lambda X: torch.cat([Aop.rmatmat(X[:n]), c * X[n:]])) if Aop.has_transpose else None
     return MatVecOperator.checked(f, where, n=Npad, rmatvec=rf, **kw)
 
+def _bandwidth(Aop):
+    "max |i - j| over the nonzeros of `A` where its entries are at hand (dense and sparse matrices), else None."
+    if Aop.kind == 'sparse':
+        C = Aop._S.tocoo(); return int(np.abs(C.row - C.col).max()) if C.nnz else 0
+    if Aop.kind != 'tensor': return None
+    b, T = 0, Aop._T
+    for r0 in range(0, Aop.N, 256):                      # in row chunks: a nonzero() of all of a dense A would be large
+        nz = T[r0:r0 + 256].nonzero()
+        if len(nz): b = max(b, int((nz[:, 0] + r0 - nz[:, 1]).abs().max()))
+    return b
+
+def _auto_block_size(Aop, n_blocks, max_block=256):
+    "The block size `fit_lu` picks for `block_size='auto'`, and why (a sentence for `history.choices`)."
+    N = Aop.N
+    if n_blocks is not None:
+        P = max(1, -(-N // n_blocks)); return P, f"block_size {P} = N / n_blocks rounded up (n_blocks = {n_blocks} given)"
+    b = _bandwidth(Aop)
+    if b is None: return 32, "block_size 32: A is known only by its products, so its bandwidth is unknown"
+    target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
+    if target > max_block:
+        return 32, (f"block_size 32: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal "
+                    "and the factors are approximate (an ordering that narrows the band, such as reverse Cuthill-McKee, would help)")
+    M = 2
+    while -(-N // (2 * M)) >= target: M *= 2            # the most blocks whose size still covers the band: the least padding
+    P = max(target, -(-N // M))
+    return P, (f"block_size {P}: A's bandwidth is {b}, and a block size at least that makes A block tridiagonal, where the block-wise "
+               f"warm start is exact ({M} blocks of {P} = {M * P} >= N = {N})")
+
 def _scale_of(Aop, P):
     "max |A_ij| when it is cheap (dense, sparse), else the largest entry of block row 0 and block column 0."
     s = Aop.max_abs()
@@ -422,7 +450,7 @@ def _judge(net, Aop, hist, cfg, where='fit_lu'):
 
 # %% ../nbs/07_training.ipynb #df97b3da
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
-           block_size:int=32,        # leaf block size `P`
+           block_size='auto',        # leaf block size `P`, or 'auto': at least A's bandwidth where its entries are at hand (up to 256), else 32
            n_blocks:int=None,        # number of leaf blocks, a power of two (default: the smallest with n_blocks * block_size >= N; A is padded to that size)
            preset:str=None,          # 'seed' (the article's Adam schedule), 'quick' or 'best' (default 'best'; with `resume`, the checkpoint's)
            transpose_loss:bool=None, # also fit `(LU)^T x = A^T x` (default True; with `resume`, the checkpoint's)
@@ -481,6 +509,8 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     Aop = MatVecOperator.checked(A, where, n=n, rmatvec=rmatvec, dtype=dtype, device=device,
                                  check_finite=False)   # a NaN product is TrainingDiverged, with the last good state
     N = Aop.N
+    auto_note = None
+    if isinstance(block_size, str) and block_size == 'auto': block_size, auto_note = _auto_block_size(Aop, n_blocks)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")
     if n_blocks is None:                                  # the smallest power of two >= 2 of blocks that holds A
@@ -541,7 +571,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         net = LUNet(M, P, dtype=dtype, device=device, init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'],
                     n=n_user, pad_value=pad_value)
         scale = _scale_of(Aop, P) if normalize else _check_unscaled(Aop, P, dtype, where)
-        hist = TrainHistory(scale=scale, preset=preset, choices=[pad_note] if pad_note else [])
+        hist = TrainHistory(scale=scale, preset=preset, choices=[c for c in (auto_note, pad_note) if c])
         transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
         st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
                   frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise,

@@ -79,3 +79,31 @@ def test_padded_gmres_preconditioner():
     net, _ = fit_lu(S, 16, dtype=f64, **QUICK)
     r = krylov_solve(S, np.ones(100), net.as_preconditioner())
     assert r['converged'] and r['residual'] < 1e-8
+
+# ------------------------------------------------------------------ block_size='auto' (the default)
+@pytest.mark.parametrize('k, P, M', [(45, 64, 32), (20, 50, 8), (9, 41, 2)])
+def test_auto_block_size_covers_the_band(k, P, M):
+    S = grid_poisson(k)                                 # bandwidth k: any block size >= k makes it block tridiagonal
+    net, h = fit_lu(S, dtype=f64, **QUICK)
+    assert (net.block_size, net.n_blocks) == (P, M) and h.choices[0].startswith(f"block_size {P}: A's bandwidth is {k}")
+    b = np.random.default_rng(k).standard_normal(k * k); D = S.toarray()
+    ref = np.linalg.solve(D, b)
+    assert np.linalg.norm(net.solve(b) - ref) / np.linalg.norm(ref) < 1e-11
+
+def test_auto_block_size_dense_banded_and_wide():
+    net, h = fit_lu(ops.laplacian_1d(100), dtype=f64, **QUICK)       # bandwidth 1: no blocks below 32 (or N / 2)
+    assert (net.block_size, net.n_blocks) == (50, 2)
+    perm = np.random.default_rng(0).permutation(900)                 # a scrambled mesh: its band is nearly N wide
+    S = grid_poisson(30)[perm][:, perm]
+    from lufmm_nb.training import _auto_block_size
+    from lufmm_nb import MatVecOperator
+    P, why = _auto_block_size(MatVecOperator(S), None)
+    assert P == 32 and 'above 256' in why and 'reverse Cuthill-McKee' in why
+
+def test_auto_block_size_operator_and_n_blocks():
+    A = ops.laplacian_1d(64).numpy()
+    L = LinearOperator((64, 64), matvec=lambda x: A @ x, rmatvec=lambda x: A.T @ x, dtype=np.float64)
+    net, h = fit_lu(L, dtype=f64, **QUICK)
+    assert net.block_size == 32 and 'known only by its products' in h.choices[0]
+    net, h = fit_lu(ops.laplacian_1d(100), n_blocks=4, dtype=f64, **QUICK)
+    assert (net.block_size, net.n_blocks, net.n) == (25, 4, 100) and 'n_blocks = 4 given' in h.choices[0]

@@ -64,7 +64,7 @@ def load_matrix(matrix:str, n:int=None, normalize:bool=False, sparse:bool=False)
 @call_parse
 def train(matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
           n:int=None,                 # size parameter of a named operator (grid side for 2D ones)
-          block_size:int=32,          # leaf block size
+          block_size:str='auto',      # leaf block size: a positive int, or 'auto' (fit_lu picks it from the matrix and says why)
           preset:str=None,            # 'seed', 'quick' or 'best' (default 'quick'; with --resume, the checkpoint's)
           init:str=None,              # 'random' or 'compress' (default: the preset's; 'best' compresses the exact LU)
           out:str='lunet.pt',         # checkpoint file written at the end (and during training)
@@ -82,11 +82,14 @@ def train(matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
     from lufmm_nb.training import fit_lu
     A, _ = load_matrix(matrix, n, sparse=True)
     if dtype not in ('float32', 'float64'): raise ValueError(f"train: expected --dtype float32 or float64, got {dtype!r}")
+    if block_size != 'auto':
+        try: block_size = int(block_size)
+        except (TypeError, ValueError): raise ValueError(f"train: expected --block_size a positive int or 'auto', got {block_size!r}") from None
     net, h = fit_lu(A, block_size=block_size, preset=preset or (None if resume else 'quick'), transpose_loss=not no_transpose_loss,
                     blockwise=not end_to_end, time_limit=time_limit, max_steps=max_steps, dtype=getattr(torch, dtype),
                     device=device, seed=seed, progress=not quiet, checkpoint=out, resume=out if resume else None,
                     **({'init': init} if init else {}))
-    print(f"{net}\n{h}\nsaved to {out}")
+    print(f"{net}\n{h}" + ''.join(f"\n{c}" for c in h.choices) + f"\nsaved to {out}")
     return net, h
 
 @call_parse

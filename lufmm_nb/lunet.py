@@ -178,6 +178,7 @@ class LUNet(nn.Module):
                  toeplitz:bool=False,       # share bridge weights along block diagonals
                  n:int=None,                # the user's size `n <= N`: the rest is padding (`pad_value` times the identity); `None`: N
                  pad_value:float=1.0,       # the padded diagonal: `L U` approximates `[[A, 0], [0, pad_value I]]`
+                 perm=None,                 # the ordering: `L U` holds `A[perm][:, perm]` (padded); vectors in and out stay in A's order
                 ):
         super().__init__()
         _check_sizes(n_blocks, block_size, 'LUNet'); device = check_device(device, 'LUNet')
@@ -186,13 +187,18 @@ class LUNet(nn.Module):
             raise ValueError(f"LUNet: expected n an int in 1..N = {N} (the user's size; the rest is padding) or None, got {n!r}")
         if not (isinstance(pad_value, (int, float, np.floating)) and not isinstance(pad_value, bool) and 0 < abs(pad_value) < math.inf):
             raise ValueError(f"LUNet: expected pad_value a finite nonzero number, got {pad_value!r}")
+        if perm is not None:
+            p = np.asarray(perm)
+            if p.ndim != 1 or len(p) != (n or N) or not np.issubdtype(p.dtype, np.integer) or not np.array_equal(np.sort(p), np.arange(len(p))):
+                raise ValueError(f"LUNet: expected perm a permutation of 0..{(n or N) - 1}, got {type(perm).__name__} of length {len(p)}")
+            perm = None if np.array_equal(p, np.arange(len(p))) else [int(i) for i in p]
         if dtype not in (torch.float32, torch.float64): raise TypeError(f"LUNet: expected dtype torch.float32 or torch.float64, got {dtype}")
         for name, v, none_ok in (('init_scale', init_scale, False), ('far_init_scale', far_init_scale, True)):
             if not ((none_ok and v is None) or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf)):
                 raise ValueError(f"LUNet: expected {name} a finite number >= 0{' or None' if none_ok else ''}, got {v!r}")
         self.config = dict(n_blocks=n_blocks, block_size=block_size, dtype=str(dtype).replace('torch.', ''),
                            init_scale=init_scale, far_init_scale=far_init_scale, toeplitz=toeplitz,
-                           n=int(n) if n is not None else None, pad_value=float(pad_value))
+                           n=int(n) if n is not None else None, pad_value=float(pad_value), perm=perm)
         kw = dict(dtype=dtype, device=device, init_scale=init_scale, toeplitz=toeplitz)
         self.L, self.U = lower_block(n_blocks, block_size, **kw), upper_block(n_blocks, block_size, **kw)
         if far_init_scale is not None and far_init_scale != init_scale:
@@ -214,6 +220,16 @@ class LUNet(nn.Module):
     shape = property(lambda self: (self.N, self.N))
     n = property(lambda self: self.config.get('n') or self.N, doc="The user's size: `N` minus the padding rows.")
     pad_value = property(lambda self: self.config.get('pad_value', 1.0), doc="The padded diagonal's value.")
+
+    def _order(self, device):
+        "`(perm, inverse)` as index tensors on `device`, or `(None, None)` in the natural order."
+        p = self.config.get('perm')
+        if p is None: return None, None
+        key = (id(p), str(device))
+        if self.__dict__.get('_order_key') != key:
+            t = torch.as_tensor(p, dtype=torch.long, device=device)
+            self.__dict__['_order_val'] = (t, torch.argsort(t)); self.__dict__['_order_key'] = key
+        return self.__dict__['_order_val']
     num_params = property(lambda self: self.L.num_params + self.U.num_params)
 
     def forward(self, x:torch.Tensor,  # (..., N) row-vectors
@@ -341,7 +357,7 @@ def load(cls:LUNet, path,             # a file written by `LUNet.save`
             raise ValueError(f"LUNet.load: configuration mismatch for {k!r}: expected {v!r}, checkpoint has {cfg.get(k)!r}")
     try: net = cls(cfg['n_blocks'], cfg['block_size'], dtype=getattr(torch, cfg['dtype']), device=map_location,
                    init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'], toeplitz=cfg['toeplitz'],
-                   n=cfg.get('n'), pad_value=cfg.get('pad_value', 1.0))
+                   n=cfg.get('n'), pad_value=cfg.get('pad_value', 1.0), perm=cfg.get('perm'))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"LUNet.load: {path} holds an invalid configuration {cfg}: {e}") from None
     try: net.load_state_dict(ck['state_dict'])

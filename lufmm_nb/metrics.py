@@ -48,6 +48,11 @@ def _dense_A(A, N, max_n, where):
     if not np.isfinite(D).all(): raise ValueError(f"{where}: A contains NaN or Inf entries")
     return np.ascontiguousarray(D)
 
+def _user_order(net, M):
+    "A matrix in the network's internal order, put back in A's order (the factors hold `A[p][:, p]`)."
+    p, ip = net._order('cpu')
+    return M if p is None else M[ip.numpy()][:, ip.numpy()]
+
 def _eval_net(net):
     "`net` itself if it is float64 on the CPU, else a float64 CPU copy (casting float32 weights to float64 is exact)."
     if net.dtype == torch.float64 and net.device.type == 'cpu': return net
@@ -92,7 +97,7 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
     Ad = _dense_A(A, N, max_n, where)                          # (N, N) float64
     net64 = _eval_net(net)
     L, U = net64.factors()
-    Ah = (L @ U).numpy()[:N, :N]                               # A^ = L^ U^ in float64 (its padding block dropped)
+    Ah = _user_order(net, (L @ U).numpy()[:N, :N])             # A^ = L^ U^ in float64 (padding dropped, in A's order)
     sc = pow2_scale(float(np.abs(Ad).max()))                   # work with A / sc, A^ / sc (exact): no over- or underflow
     Ad, Ah = Ad / sc, Ah / sc
     sA, sAh = _svals(Ad), _svals(Ah)
@@ -196,7 +201,7 @@ def error_heatmap(net,             # a `LUNet`
     if not isinstance(net, LUNet): raise TypeError(f"error_heatmap: expected a LUNet as `net`, got {type(net).__name__}")
     Ad = _dense_A(A, net.n, max_n, 'error_heatmap')
     L, U = _eval_net(net).factors()
-    D = (L @ U).numpy()[:net.n, :net.n] - Ad                                  # A^ - A in float64
+    D = _user_order(net, (L @ U).numpy()[:net.n, :net.n]) - Ad                                  # A^ - A in float64
     E = np.abs(D)                                             # NaN entries stay blank
     if ax is None: _, ax = plt.subplots(figsize=(5, 4.2))
     top = np.nanmax(E) if np.isfinite(E).any() else 0.

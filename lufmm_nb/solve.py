@@ -347,6 +347,10 @@ def lu_solve(net,                  # a `LUNet` with factors `L^`, `U^`
     with _few_threads(b, net.block_size, net.device):
         B, back = _as_rhs(b, net.n, net.dtype, net.device, where)
         n, N = net.n, net.N
+        p, ip = net._order(B.device)
+        if p is not None:                                      # reordered: the factors hold A[p][:, p]
+            B, back1 = B[p], back
+            back = lambda Y: back1(Y[ip])
         if n < N:                                              # padded: b is 0 on the padding rows, so is x; drop them at the end
             B, back0 = torch.cat([B, B.new_zeros(N - n, B.shape[1])]), back
             back = lambda Y: back0(Y[:n])
@@ -421,8 +425,11 @@ def _as_linear_operator(self)->LinearOperator:
         out = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         s = pow2_scale(float(np.abs(X).max(initial=0.)))          # power-of-two scaling: exact
         T = torch.from_numpy(np.array(X.T / s, dtype=_np_dtype(self.dtype))).to(self.device)   # (k, n) row-vectors
+        p, ip = self._order(T.device)
+        if p is not None: T = T[:, p]                              # the factors hold A[p][:, p]
         if self.n < self.N: T = torch.cat([T, T.new_zeros(T.shape[0], self.N - self.n)], 1)   # padding rows: x = 0 there
         with torch.no_grad(): Y = self(T, transpose=transpose).T[:self.n]
+        if p is not None: Y = Y[ip]
         Y = Y.cpu().numpy().astype(np.float64) * s
         if not np.isfinite(Y).all(): raise ValueError(f"{where}: the product overflows (NaN or Inf entries in L^ U^ x)")
         return Y.astype(out, copy=False)

@@ -30,7 +30,7 @@ def _edge_tensors(net):
 @torch.no_grad()
 def _randomize_like(net, seed=1234):
     "A structural twin of `net` (same tree and masks, 1 x 1 edges, float64, CPU) with every live edge random: its gradients reveal structural dependencies at a cost independent of the block size."
-    cfg = {**net.config, 'block_size': 1, 'dtype': torch.float64, 'device': 'cpu', 'init_scale': 0.1, 'n': None}
+    cfg = {**net.config, 'block_size': 1, 'dtype': torch.float64, 'device': 'cpu', 'init_scale': 0.1, 'n': None, 'perm': None}
     if isinstance(net, LUNet): r = LUNet(**cfg)
     else: r = copy.deepcopy(net).cpu().double()
     g = torch.Generator().manual_seed(seed)
@@ -295,6 +295,30 @@ def _bandwidth(Aop):
         if len(nz): b = max(b, int((nz[:, 0] + r0 - nz[:, 1]).abs().max()))
     return b
 
+def _ordering(Aop, order, where):
+    "The permutation `p` (`L U` then holds `A[p][:, p]`) for `order`, and why; `(None, None)` for the natural order."
+    if isinstance(order, str):
+        if order not in ('auto', 'natural', 'rcm'): raise ValueError(f"{where}: order must be 'auto', 'natural', 'rcm' or a permutation, got {order!r}")
+        if order == 'natural' or (order == 'auto' and Aop.kind != 'sparse'): return None, None
+        if Aop.kind != 'sparse': raise ValueError(f"{where}: order='rcm' needs a scipy sparse A (its graph), got a {Aop.kind} operator")
+        import scipy.sparse as sp
+        from scipy.sparse.csgraph import reverse_cuthill_mckee
+        S = abs(Aop._S); p = reverse_cuthill_mckee(sp.csr_matrix(S + S.T), symmetric_mode=True).astype(np.int64)
+        b0, b1 = _bandwidth(Aop), _bandwidth(MatVecOperator(Aop._S[p][:, p]))
+        if order == 'auto' and not b1 < b0: return None, None
+        return p, f"order: reverse Cuthill-McKee narrows A's bandwidth from {b0} to {b1}" + ("" if b1 < b0 else " (asked for)")
+    p = np.asarray(order)
+    if p.ndim != 1 or len(p) != Aop.N or not np.issubdtype(p.dtype, np.integer) or not np.array_equal(np.sort(p), np.arange(Aop.N)):
+        raise ValueError(f"{where}: expected order a permutation of 0..{Aop.N - 1}, got {type(order).__name__} of length {len(p) if p.ndim else 0}")
+    if Aop.kind not in ('sparse', 'tensor'): raise ValueError(f"{where}: a permutation order needs A as a matrix (dense or sparse), got a {Aop.kind} operator")
+    return p.astype(np.int64), "order: the permutation given"
+
+def _permuted(Aop, p, where):
+    "`A[p][:, p]` as a matrix operator."
+    kw = dict(dtype=Aop.dtype, device=Aop.device, check_finite=Aop.check_finite)
+    if Aop.kind == 'sparse': return MatVecOperator.checked(Aop._S[p][:, p], where, **kw)
+    t = torch.as_tensor(p, device=Aop._T.device); return MatVecOperator.checked(Aop._T[t][:, t], where, **kw)
+
 def _auto_block_size(Aop, n_blocks, max_block=256):
     "The block size `fit_lu` picks for `block_size='auto'`, and why (a sentence for `history.choices`)."
     N = Aop.N
@@ -414,7 +438,7 @@ def pivot_conditions(net:LUNet)->torch.Tensor:
     return torch.linalg.cond(D[0] @ D[1]).nan_to_num(nan=math.inf)
 
 @torch.no_grad()
-def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203)->float:
+def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203, _internal:bool=False)->float:
     "`||(L U - A) Z||_F / ||A Z||_F` for `k` fixed Gaussian probes `Z`: an estimate of the relative error from `k` products with `A`."
     if not isinstance(Aop, MatVecOperator): Aop = MatVecOperator.checked(Aop, 'probe_error')
     n = Aop.N                                          # net.N, or the user's size net.n of a padded network
@@ -422,13 +446,16 @@ def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203)->floa
     Z = torch.randn(n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     Y = Aop.matmat(Z.to(dtype=Aop.dtype, device=Aop.device)).double().cpu()
     Zp = torch.cat([Z, Z.new_zeros(net.N - n, k)])     # zero on the padding rows
+    p, ip = (None, None) if _internal else net._order('cpu')   # A in its own order: the factors hold A[p][:, p]
+    if p is not None: Zp[:n] = Z[p]
     Yh = net(Zp.T.to(dtype=net.dtype, device=net.device)).T[:n].double().cpu()
+    if p is not None: Yh = Yh[ip]
     return rel_error(Yh, Y) if bool(torch.isfinite(Yh).all()) else math.inf
 
 # %% ../nbs/07_training.ipynb #716e6f73
 def _judge(net, Aop, hist, cfg, where='fit_lu'):
     "The last step of every fit: estimate the error from a few products, judge the pivots, and say so when the result is not good."
-    hist.rel_err = probe_error(net, Aop)
+    hist.rel_err = probe_error(net, Aop, _internal=True)
     eps = torch.finfo(net.dtype).eps
     cond = pivot_conditions(net); bad = (~(cond * eps < 1)).nonzero().flatten().tolist()
     if bad:
@@ -452,6 +479,7 @@ def _judge(net, Aop, hist, cfg, where='fit_lu'):
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
            block_size='auto',        # leaf block size `P`, or 'auto': at least A's bandwidth where its entries are at hand (up to 256), else 32
            n_blocks:int=None,        # number of leaf blocks, a power of two (default: the smallest with n_blocks * block_size >= N; A is padded to that size)
+           order='auto',             # 'auto' (reverse Cuthill-McKee for sparse A where it narrows the band), 'natural', 'rcm' or a permutation
            preset:str=None,          # 'seed' (the article's Adam schedule), 'quick' or 'best' (default 'best'; with `resume`, the checkpoint's)
            transpose_loss:bool=None, # also fit `(LU)^T x = A^T x` (default True; with `resume`, the checkpoint's)
            blockwise:bool=None,      # train block row by block row, freezing what each row used (default True; with `resume`, the checkpoint's)
@@ -509,6 +537,8 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     Aop = MatVecOperator.checked(A, where, n=n, rmatvec=rmatvec, dtype=dtype, device=device,
                                  check_finite=False)   # a NaN product is TrainingDiverged, with the last good state
     N = Aop.N
+    perm, order_note = _ordering(Aop, order, where)
+    if perm is not None: Aop = _permuted(Aop, perm, where)
     auto_note = None
     if isinstance(block_size, str) and block_size == 'auto': block_size, auto_note = _auto_block_size(Aop, n_blocks)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
@@ -569,9 +599,9 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     else:
         torch.manual_seed(seed)
         net = LUNet(M, P, dtype=dtype, device=device, init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'],
-                    n=n_user, pad_value=pad_value)
+                    n=n_user, pad_value=pad_value, perm=perm)
         scale = _scale_of(Aop, P) if normalize else _check_unscaled(Aop, P, dtype, where)
-        hist = TrainHistory(scale=scale, preset=preset, choices=[c for c in (auto_note, pad_note) if c])
+        hist = TrainHistory(scale=scale, preset=preset, choices=[c for c in (order_note, auto_note, pad_note) if c])
         transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
         st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
                   frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise,

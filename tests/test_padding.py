@@ -107,3 +107,33 @@ def test_auto_block_size_operator_and_n_blocks():
     assert net.block_size == 32 and 'known only by its products' in h.choices[0]
     net, h = fit_lu(ops.laplacian_1d(100), n_blocks=4, dtype=f64, **QUICK)
     assert (net.block_size, net.n_blocks, net.n) == (25, 4, 100) and 'n_blocks = 4 given' in h.choices[0]
+
+# ------------------------------------------------------------------ order='auto' (the default): reverse Cuthill-McKee for sparse A
+@pytest.mark.parametrize('k', [12, 17])
+def test_scrambled_mesh_reordered_and_exact(tmp_path, k):
+    rng = np.random.default_rng(k); n = k * k; q = rng.permutation(n)
+    S = grid_poisson(k)[q][:, q].tocsr(); S = (S + 0.3 * sp.triu(S, 1)).tocsr()     # a mesh in a scrambled order, nonsymmetric
+    D = S.toarray()
+    net, h = fit_lu(S, dtype=f64, **QUICK)
+    assert h.choices[0].startswith("order: reverse Cuthill-McKee narrows A's bandwidth from") and net.config['perm'] is not None
+    tol = 1e-13 * np.linalg.cond(D); b = rng.standard_normal((n, 2))
+    for t in (False, True):
+        ref = np.linalg.solve(D.T if t else D, b)
+        assert np.linalg.norm(net.solve(b, transpose=t) - ref) / np.linalg.norm(ref) < tol
+    np.testing.assert_allclose(net.as_linear_operator() @ np.eye(n), D, atol=1e-12)
+    ref = np.linalg.solve(D, b[:, 0]); assert np.linalg.norm(net.as_preconditioner() @ b[:, 0] - ref) / np.linalg.norm(ref) < tol
+    assert evaluate_lu(net, S, n_samples=4)['op_err_rel'] < 1e-12 and probe_error(net, S) < 1e-12
+    assert abs(net.slogdet()[1] - np.linalg.slogdet(D)[1]) < 1e-9
+    net2 = LUNet.load(net.save(tmp_path / 'n.pt')); np.testing.assert_array_equal(net2.solve(b), net.solve(b))
+
+def test_order_arguments():
+    S = grid_poisson(6)
+    net, h = fit_lu(S, order='natural', dtype=f64, **QUICK); assert net.config['perm'] is None
+    p = np.arange(36)[::-1].copy()
+    net, h = fit_lu(S, order=p, dtype=f64, **QUICK); assert net.config['perm'] == list(p) and h.choices[0] == 'order: the permutation given'
+    b = np.ones(36); ref = np.linalg.solve(S.toarray(), b)
+    assert np.linalg.norm(net.solve(b) - ref) / np.linalg.norm(ref) < 1e-12
+    with pytest.raises(ValueError, match=r"fit_lu: order must be 'auto', 'natural', 'rcm' or a permutation, got 'amd'"): fit_lu(S, order='amd', **QUICK)
+    with pytest.raises(ValueError, match=r"fit_lu: expected order a permutation of 0\.\.35"): fit_lu(S, order=[0, 0, 1], **QUICK)
+    with pytest.raises(ValueError, match=r"fit_lu: order='rcm' needs a scipy sparse A"): fit_lu(torch.tensor(S.toarray()), order='rcm', **QUICK)
+    with pytest.raises(ValueError, match=r"LUNet: expected perm a permutation of 0\.\.7"): LUNet(4, 2, perm=[1, 1, 2, 3, 4, 5, 6, 7])

@@ -15,8 +15,9 @@ from .triangular import lower_block, upper_block
 from . import operators
 from .lunet import LUNet, MatVecOperator, UnsafeCheckpointError, plain_checkpoint
 from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS, matrix_fingerprint, pivot_conditions, probe_error
-from .compress import compress_lu, compress_gfmm, block_lu, pivot_split, rel_error
-from .solve import lu_solve, lu_slogdet, triangular_solve, dense_block_solve, SingularBlockError, default_max_cond
+from .compress import compress_lu, compress_gfmm, block_lu, block_tridiagonal_lu, pivot_split, rel_error
+from .solve import (lu_solve, lu_slogdet, triangular_solve, dense_block_solve, SingularBlockError, default_max_cond,
+                            PoorPreconditionerError, preconditioner_deviation)
 from .metrics import evaluate_lu, format_metrics, metrics_table, error_heatmap
 from .precond import (krylov_solve, krylov_compare, jacobi_preconditioner, ilu_preconditioner, amg_preconditioner,
                               learned_preconditioner, fit_matrix_free, breakeven_rhs, bench_precond)
@@ -31,4 +32,4 @@ __all__ = [  # what `from lufmm_nb import *` gives: the names above, so that sta
     'evaluate_lu', 'format_metrics', 'metrics_table', 'error_heatmap', 'krylov_solve', 'krylov_compare', 'jacobi_preconditioner',
     'ilu_preconditioner', 'amg_preconditioner', 'learned_preconditioner', 'fit_matrix_free', 'breakeven_rhs', 'bench_precond',
     'run_benchmarks', 'pow2_scale', 'clear_caches', 'weights_fingerprint', 'pivot_conditions', 'probe_error', 'pivot_split',
-    'rel_error', 'default_max_cond', 'lu_slogdet']
+    'rel_error', 'default_max_cond', 'lu_slogdet', 'PoorPreconditionerError', 'preconditioner_deviation', 'block_tridiagonal_lu']

@@ -220,6 +220,7 @@ class LUNet(nn.Module):
     shape = property(lambda self: (self.N, self.N))
     n = property(lambda self: self.config.get('n') or self.N, doc="The user's size: `N` minus the padding rows.")
     pad_value = property(lambda self: self.config.get('pad_value', 1.0), doc="The padded diagonal's value.")
+    perm = property(lambda self: self.config.get('perm'), doc="The ordering `p` (the factors hold `A[p][:, p]`), or None for the natural order.")
 
     def _order(self, device):
         "`(perm, inverse)` as index tensors on `device`, or `(None, None)` in the natural order."

@@ -23,6 +23,7 @@ from .operators import block_bandwidth
 import lufmm_nb.solve
 from .fmm import pow2_scale
 from .solve import SingularBlockError, default_max_cond
+from .compress import block_tridiagonal_lu
 
 # %% ../nbs/10_precond.ipynb #3d07bf6c
 def _as_operator(A, where):
@@ -291,12 +292,14 @@ def amg_preconditioner(A, **kw)->LinearOperator:
 def learned_preconditioner(A,                       # the matrix (anything `fit_lu` accepts)
                            block_size:int=32,       # leaf block size P
                            preset:str='quick',      # `fit_lu` preset; 'matrix-free' uses `fit_matrix_free`
+                           check='warn',            # check `(L^ U^)^{-1} A` against the identity: 'warn', 'raise' or None (see `LUNet.as_preconditioner`)
                            **kw,                    # passed on to `fit_lu` / `fit_matrix_free`
                           )->LinearOperator:
     "Train a `LUNet` on `A` and hand out `(L^ U^)^{-1}` (the structured solve) as a `LinearOperator`; `.setup_s` is the training time, `.net` the network."
     where = 'learned_preconditioner'
     if preset != 'matrix-free' and preset not in PRESETS:
         raise ValueError(f"{where}: preset must be 'matrix-free' or one of {list(PRESETS)} (fit_lu's presets), got {preset!r}")
+    if check not in ('warn', 'raise', None): raise ValueError(f"{where}: check must be 'warn', 'raise' or None, got {check!r}")
     t0 = time.perf_counter()
     try:
         if preset == 'matrix-free': net, hist = fit_matrix_free(A, block_size, **kw)
@@ -307,7 +310,8 @@ def learned_preconditioner(A,                       # the matrix (anything `fit_
         msg = str(e)
         raise type(e)(f"{where}: {msg.split(': ', 1)[1] if msg.startswith(fit + ':') else msg} (passed on to {fit})") from None
     t = time.perf_counter() - t0
-    M = net.as_preconditioner()
+    Aop = MatVecOperator.checked(A, where, n=kw.get('n'), rmatvec=kw.get('rmatvec'), dtype=torch.float64)
+    M = net.as_preconditioner(Aop, check=check)
     M.setup_s, M.net, M.history = t, net, hist
     return M
 
@@ -365,16 +369,20 @@ def estimate_fit_lu_time(A,                    # a scipy sparse matrix
                          n_stages:int=6,       # stages to time (after one untimed stage)
                          **fit_kw,             # passed on to `fit_lu` (preset, ...)
                         )->dict:               # seconds per stage and the extrapolated total
-    "Run block-wise `fit_lu` for its first few stages only and extrapolate its training time to all `M` stages."
+    "Run block-wise `fit_lu` for its first few stages only and extrapolate its training time to all `M` stages (a block-tridiagonal A takes `fit_lu`'s direct path, which is simply timed)."
     S = sp.csr_matrix(A)
+    C, kw = S.tocoo(), {'preset': 'quick', 'progress': False, **fit_kw}
+    if not C.nnz or int(np.abs(C.row // block_size - C.col // block_size).max()) <= 1:   # no stages to time
+        t0 = time.perf_counter(); fit_lu(S, block_size=block_size, **kw)
+        return dict(stages_timed=0, per_stage_s=0., estimate_s=time.perf_counter() - t0, path='banded')
     clock = _StageClock(S, block_size, n_stages + 1)
-    try: fit_lu(clock, block_size=block_size, **{'preset': 'quick', 'progress': False, **fit_kw})
+    try: fit_lu(clock, block_size=block_size, **kw)
     except _StageClock.Stop: pass
     st = [t for m, t in clock.times if m >= 1]                              # stage 0 also carries one-off setup
     M = S.shape[0] // block_size
     if len(st) < 2: raise ValueError(f"estimate_fit_lu_time: fit_lu finished or stopped after {len(st)} timed stages; nothing to extrapolate")
     per = (st[-1] - st[0]) / (len(st) - 1)
-    return dict(stages_timed=len(st) - 1, per_stage_s=per, estimate_s=per * M)
+    return dict(stages_timed=len(st) - 1, per_stage_s=per, estimate_s=per * M, path='stages')
 
 # %% ../nbs/10_precond.ipynb #b04526f4
 def coloured_probes(n_blocks:int,      # number of blocks M
@@ -425,26 +433,12 @@ def fit_matrix_free(A,                    # the matrix: tensor, ndarray, scipy s
         raise ValueError(f"{where}: n_check must be an int >= 1 (random products that judge the result), got {n_check!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)): raise TypeError(f"{where}: expected seed an int, got {seed!r}")
     Al, Ad, Au = probe_block_tridiagonal(Aop, P, bandwidth, dtype, device)
+    # block elimination on the probed band (blocks beyond it are dropped), with the pivot threshold the solve applies
+    Ld, Ll, Ud, Uu, cond = block_tridiagonal_lu(Al, Ad, Au, where, max_cond=default_max_cond(P, dtype))
     net = LUNet(M, P, dtype=dtype, device=device, init_scale=0.1, far_init_scale=0.)
     L, U = net.L, net.U
-    L.bridge[:, M - 1:] = 0; U.bridge[:, M - 1:] = 0            # leaf level: only the blocks set below
-    oL0, oL1, oU0, oU1 = L.offsets.index(0), L.offsets.index(-1), U.offsets.index(0), U.offsets.index(1)
-    S, cond = Ad[0].clone(), torch.empty(M, dtype=torch.float64)
-    for m in range(M):                                          # block elimination, one stage at a time
-        W, s, Vh = torch.linalg.svd(S)                          # the pivot block split evenly, as in `warm_start_stage`
-        cond[m] = float(s[0] / s[-1]) if s[-1] > 0 else math.inf
-        if not cond[m] <= default_max_cond(P, dtype):           # the threshold the solve applies to this pivot
-            raise SingularBlockError(f"{where}: pivot block {m} (rows {m * P}..{(m + 1) * P - 1}) is singular to working precision "
-                                     f"(condition number {float(cond[m]):.3g}, above {default_max_cond(P, dtype):.3g}): block LU "
-                                     "without pivoting breaks down", block=m, cond=float(cond[m]))
-        r = s.sqrt()
-        Lmm, Umm = W * r, r[:, None] * Vh
-        L.bridge[oL0, M - 1 + m], U.bridge[oU0, M - 1 + m] = Lmm, Umm
-        if m + 1 < M:
-            Umn = (W.mT @ Au[m]) / r[:, None]                   # U_{m,m+1} = L_mm^{-1} A_{m,m+1}, L_mm^{-1} = diag(1/r) W^T
-            Lnm = (Al[m + 1] @ Vh.mT) / r                       # L_{m+1,m} = A_{m+1,m} U_mm^{-1}, U_mm^{-1} = V diag(1/r)
-            U.bridge[oU1, M - 1 + m], L.bridge[oL1, M - 1 + m + 1] = Umn, Lnm
-            S = Ad[m + 1] - Lnm @ Umn
+    L.bridge[L.offsets.index(0), M - 1:], L.bridge[L.offsets.index(-1), M - 1:] = Ld, Ll
+    U.bridge[U.offsets.index(0), M - 1:], U.bridge[U.offsets.index(1), M - 1:] = Ud, Uu
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(N, n_check, generator=g, dtype=dtype).to(Aop.device)
     Y = Aop.matmat(X)

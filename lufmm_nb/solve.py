@@ -4,17 +4,18 @@
 
 # %% auto #0
 __all__ = ['well_conditioned_lunet', 'SingularBlockError', 'default_max_cond', 'dense_block_solve', 'substitution_order',
-           'triangular_solve', 'lu_solve', 'lu_slogdet', 'bench_solve']
+           'triangular_solve', 'lu_solve', 'lu_slogdet', 'PoorPreconditionerError', 'preconditioner_deviation',
+           'bench_solve']
 
 # %% ../nbs/09_solve.ipynb #fab2aa9e
-import math, time
+import math, time, warnings
 import numpy as np, torch
 import scipy.linalg
 from scipy.sparse.linalg import LinearOperator
 from .fmm import pow2_scale
 from .gfmm import GFMMBlock, clear_caches
 from .triangular import check_block_triangular
-from .lunet import LUNet
+from .lunet import LUNet, MatVecOperator
 
 # %% ../nbs/09_solve.ipynb #0620aee8
 @torch.no_grad()
@@ -435,13 +436,68 @@ def _as_linear_operator(self)->LinearOperator:
         return Y.astype(out, copy=False)
     return _linop(self, lambda X: apply(X, False), lambda X: apply(X, True), where)
 
-def _as_preconditioner(self, max_cond:float=None, # passed on to `lu_solve`
-                      )->LinearOperator:
-    "`(L^ U^)^{-1}` as a scipy `LinearOperator` (the structured solve; `rmatvec` solves with the transpose), for Krylov solvers' `M=`."
-    return _linop(self, lambda X: lu_solve(self, X, max_cond=max_cond),
-                  lambda X: lu_solve(self, X, transpose=True, max_cond=max_cond), 'LUNet.as_preconditioner')
+LUNet.as_linear_operator = _as_linear_operator
 
-LUNet.as_linear_operator, LUNet.as_preconditioner = _as_linear_operator, _as_preconditioner
+# %% ../nbs/09_solve.ipynb #26664549
+class PoorPreconditionerError(ValueError):
+    "`as_preconditioner(A, check='raise')`: `(L^ U^)^{-1} A` is too far from the identity to be trusted in a Krylov solver."
+    def __init__(self, msg, deviation=None): super().__init__(msg); self.deviation = deviation
+
+@torch.no_grad()
+def preconditioner_deviation(net,            # a `LUNet`
+                             A,              # the matrix it preconditions (anything `MatVecOperator` accepts), in the user's size and numbering
+                             k:int=4,        # random probe vectors
+                             power_steps:int=2, # power-iteration steps on (B - I)^T (B - I), B = (L^ U^)^{-1} A (needs A^T; 0 for plain probes)
+                             seed:int=20261204,
+                             where:str='preconditioner_deviation', # the public function to name in errors
+                            )->float:        # a lower estimate of ||(L^ U^)^{-1} A - I||_2
+    "How far `(L^ U^)^{-1} A` is from the identity, from `k (1 + 2 power_steps)` products with A, A^T and structured solves."
+    if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
+    Aop = A if isinstance(A, MatVecOperator) else MatVecOperator.checked(A, where, dtype=torch.float64)
+    if Aop.N != net.n: raise ValueError(f"{where}: the network is for N = {net.n} but A has N = {Aop.N}")
+    Z = torch.randn(net.n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    f64 = lambda Y: torch.as_tensor(Y).double().cpu()
+    to = lambda X: X.to(dtype=Aop.dtype, device=Aop.device)
+    est = 0.
+    for step in range(power_steps + 1):
+        Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(1e-300)
+        R = f64(lu_solve(net, f64(Aop.matmat(to(Z))))) - Z            # (B - I) z for unit z
+        est = max(est, float(torch.linalg.norm(R, dim=0).max()))
+        if step == power_steps or not Aop.has_transpose or not math.isfinite(est): break
+        Z = f64(Aop.rmatmat(to(f64(lu_solve(net, R, transpose=True))))) - R   # (B - I)^T (B - I) z
+    return est if math.isfinite(est) else math.inf
+
+def _as_preconditioner(self, A=None,               # the matrix the factors precondition: if given, `(L^ U^)^{-1} A` is checked against the identity
+                       check='warn',               # with A: 'warn', 'raise' (`PoorPreconditionerError`) or None (no check)
+                       max_deviation:float=1.0,    # accepted estimate of ||(L^ U^)^{-1} A - I||_2 (see `preconditioner_deviation`)
+                       max_cond:float=None,        # passed on to `lu_solve`
+                      )->LinearOperator:
+    "`(L^ U^)^{-1}` as a scipy `LinearOperator` (the structured solve; `rmatvec` solves with the transpose), for Krylov solvers' `M=`; `.deviation` says how far `(L^ U^)^{-1} A` is from I when A is given."
+    where = 'LUNet.as_preconditioner'
+    if check not in ('warn', 'raise', None): raise ValueError(f"{where}: check must be 'warn', 'raise' or None, got {check!r}")
+    if not (isinstance(max_deviation, (int, float)) and not isinstance(max_deviation, bool) and max_deviation > 0):
+        raise ValueError(f"{where}: max_deviation must be a number > 0, got {max_deviation!r}")
+    op = _linop(self, lambda X: lu_solve(self, X, max_cond=max_cond),
+                lambda X: lu_solve(self, X, transpose=True, max_cond=max_cond), where)
+    op.deviation = None
+    if A is None:
+        err = ((getattr(self, 'training_state', None) or {}).get('history') or {}).get('rel_err')
+        if check is not None and err is not None and not err <= 0.5:
+            warnings.warn(f"{where}: the fit reproduced A only to {err:.2g} (relative): these factors may be a poor preconditioner; "
+                          "pass A (as_preconditioner(A)) to check (L^ U^)^{-1} A against the identity", UserWarning, stacklevel=2)
+        return op
+    if check is None: return op
+    op.deviation = d = preconditioner_deviation(self, A, where=where)
+    if not d < max_deviation:
+        msg = (f"{where}: (L^ U^)^{{-1}} A is far from the identity: ||(L^ U^)^{{-1}} A - I||_2 >= {d:.3g} (estimated from random "
+               f"probes), above max_deviation = {max_deviation:g}. A Krylov solver preconditioned with it may need many iterations "
+               "or, left-preconditioned (scipy's gmres), report convergence while the true residual ||b - A x|| / ||b|| is far above "
+               "its tolerance: check the true residual (krylov_solve does), or refit (a larger block_size, a longer time_limit)")
+        if check == 'raise': raise PoorPreconditionerError(msg, d)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    return op
+
+LUNet.as_preconditioner = _as_preconditioner
 
 # %% ../nbs/09_solve.ipynb #01fdcaee
 def _cache_bytes(block):

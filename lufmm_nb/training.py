@@ -15,7 +15,7 @@ from .lunet import LUNet, MatVecOperator
 from .gfmm import check_device
 from .fmm import pow2_scale
 from .solve import SingularBlockError
-from .compress import block_lu, compress_gfmm, pivot_split, rel_error, _dense
+from .compress import block_lu, block_tridiagonal_lu, compress_gfmm, pivot_split, rel_error, _dense
 
 # %% ../nbs/07_training.ipynb #532f8e53
 def _unit_rows(m, P, N, dtype, device):
@@ -328,8 +328,10 @@ def _auto_block_size(Aop, n_blocks, max_block=256):
     if b is None: return 32, "block_size 32: A is known only by its products, so its bandwidth is unknown"
     target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
     if target > max_block:
+        hint = ("an ordering that narrows the band, such as order='rcm', would help" if Aop.kind == 'sparse' else
+                "A is dense, so the blocks away from the diagonal are approximated through the tree")
         return 32, (f"block_size 32: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal "
-                    "and the factors are approximate (an ordering that narrows the band, such as reverse Cuthill-McKee, would help)")
+                    f"and the factors are approximate ({hint})")
     M = 2
     while -(-N // (2 * M)) >= target: M *= 2            # the most blocks whose size still covers the band: the least padding
     P = max(target, -(-N // M))
@@ -475,6 +477,61 @@ def _judge(net, Aop, hist, cfg, where='fit_lu'):
                   f"above the target {max(target, 100 * eps):.2g} of preset {hist.preset!r} (stopped: {hist.stopped}); "
                   "do not rely on them as a direct solver. Larger block_size, preset='best', or a longer time_limit may help")
 
+# %% ../nbs/07_training.ipynb #2548b8ae
+def _tridiagonal_blocks(Sop, P, M, where='fit_lu'):
+    "`((A_{i,i-1}, A_ii, A_{i,i+1}), products, how)` of the scaled operator if A is block tridiagonal at block size P, else `(None, products, why not)`."
+    A, s, N = Sop.op, Sop.s, M * P
+    if A.kind == 'sparse':                                 # read off the nonzeros: no products at all
+        C = A._S.tocoo(); bi, bj = C.row // P, C.col // P
+        if C.nnz and int(np.abs(bj - bi).max()) > 1: return None, 0, "sparse A has nonzeros beyond the block tridiagonal band"
+        out = np.zeros((3, M, P, P))
+        np.add.at(out, (bj - bi + 1, bi, C.row % P, C.col % P), C.data / s)
+        return tuple(torch.from_numpy(o).to(dtype=A.dtype, device=A.device) for o in out), 0, "its nonzeros"
+    if A.kind == 'tensor':
+        B, i = A._T.reshape(M, P, M, P), torch.arange(M, device=A.device)
+        far = (B.abs().amax((1, 3)) > 0) & ((i[:, None] - i[None]).abs() > 1)
+        if bool(far.any()): return None, 0, "dense A has nonzero blocks beyond the block tridiagonal band"
+        z = B.new_zeros(1, P, P)
+        return (torch.cat([z, B[i[1:], :, i[:-1]]]) / s, B[i, :, i] / s, torch.cat([B[i[:-1], :, i[1:]], z]) / s), 0, "its entries"
+    # products only: Curtis-Powell-Reid probing with 3 colours (block j in colour j mod 3), then a check with random vectors
+    i = torch.arange(M, device=A.device)
+    def colour(c):
+        Z = torch.zeros(M, P, P, dtype=A.dtype, device=A.device); Z[i % 3 == c] = torch.eye(P, dtype=A.dtype, device=A.device)
+        return Sop.matmat(Z.reshape(N, P)).reshape(M, P, P)      # block i: A_{i,j} for the one j = c (mod 3) next to i
+    Y = torch.stack([colour(c) for c in range(3)])
+    if not bool(torch.isfinite(Y).all()): raise TrainingDiverged(f"{where}: products with A returned NaN or Inf while probing its block diagonals")
+    Al, Ad, Au = (Y[(i + d) % 3, i] for d in (-1, 0, 1))
+    del Y
+    Al[0] = 0; Au[-1] = 0
+    X = torch.randn(N, 4, generator=torch.Generator().manual_seed(20261205), dtype=torch.float64).to(dtype=A.dtype, device=A.device)
+    Y, Xb = Sop.matmat(X), X.reshape(M, P, 4)
+    if not bool(torch.isfinite(Y).all()): raise TrainingDiverged(f"{where}: products with A returned NaN or Inf while checking its probed band")
+    T = Ad @ Xb
+    T[1:] += Al[1:] @ Xb[:-1]; T[:-1] += Au[:-1] @ Xb[1:]
+    err = float(torch.linalg.norm(T.reshape(N, 4) - Y) / torch.linalg.norm(Y).clamp_min(torch.finfo(A.dtype).tiny))
+    tol = 1e3 * torch.finfo(A.dtype).eps
+    if not err <= tol: return None, 3 * P + 4, f"probing: A is not block tridiagonal (the probed band reproduces A only to {err:.2g})"
+    return (Al, Ad, Au), 3 * P + 4, f"{3 * P} coloured probes, checked to {err:.1g} with 4 random products"
+
+@torch.no_grad()
+def _banded_start(net, Sop, hist, where='fit_lu'):
+    "Load the exact block LU of a block-tridiagonal A (as `Sop` scales it) into `net`: a note for `history.choices`, or None (net untouched) if A is not block tridiagonal."
+    M, P = net.n_blocks, net.block_size
+    try: blocks, products, how = _tridiagonal_blocks(Sop, P, M, where)
+    except TrainingDiverged as e: e.net, e.history = net, hist; raise
+    if blocks is None: return None
+    try: Ld, Ll, Ud, Uu, cond = block_tridiagonal_lu(*blocks, where=where)
+    except SingularBlockError as e:                       # exact elimination: A itself has no block LU at this block size
+        err = SingularBlockError(f"{where}: A has no block LU without pivoting at block size {P}, or is singular: "
+                                 f"{str(e).split(': ', 1)[1]}", block=e.block, cond=e.cond)
+        err.net, err.history = net, hist
+        raise err from None
+    L, U = net.L, net.U
+    L.bridge[L.offsets.index(0), M - 1:], L.bridge[L.offsets.index(-1), M - 1:] = Ld, Ll
+    U.bridge[U.offsets.index(0), M - 1:], U.bridge[U.offsets.index(1), M - 1:] = Ud, Uu
+    return (f"method: A is block tridiagonal at block size {P} (from {how}), so its exact block LU was computed directly from the "
+            f"three block diagonals ({M} pivots, O(N P^2) work, {products} products with A; largest pivot condition number {float(cond.max()):.3g})")
+
 # %% ../nbs/07_training.ipynb #df97b3da
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, or callable (with `n=`/`rmatvec=`)
            block_size='auto',        # leaf block size `P`, or 'auto': at least A's bandwidth where its entries are at hand (up to 256), else 32
@@ -618,6 +675,9 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                          "or blockwise=False")
     t_offset = st['elapsed']
     Sop = _Scaled(Aop, hist.scale)
+    if resume is None and st['phase'] == 'blockwise' and cfg.get('warm_start') and _far_zero(net):
+        note = _banded_start(net, Sop, hist, where)             # block tridiagonal: the exact block LU directly (see above)
+        if note: hist.init = 'banded'; hist.choices.append(note); st.update(phase='done', m=M)
     params = _edge_tensors(net)
     if st['frozen'] is None: st['frozen'] = [torch.zeros(p.shape[:-2], dtype=torch.bool, device=p.device) for p in params]
     budget = st['step'] + max_steps if max_steps is not None else float('inf')   # budgets count from this call

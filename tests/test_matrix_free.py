@@ -68,7 +68,7 @@ def test_fit_lu_best_matrix_free_when_blockwise_is_exact(make):
     S = make(N, sparse=True)
     A = NoDense(S)
     net, hist = _guarded(lambda: fit_lu(A, block_size=32, preset='best', progress=False), N, 1 / 16)
-    assert hist.init == 'random' and len(hist) == 0 and net.training_state['phase'] == 'done'
+    assert hist.init == 'banded' and len(hist) == 0 and net.training_state['phase'] == 'done'
     assert A.products < 4 * N
     plain, prec = _gmres_ratio(S, net)
     assert prec['iterations'] <= 3
@@ -105,9 +105,11 @@ def test_peak_memory_subprocess_16384():
 
 
 def test_estimate_fit_lu_time():
-    S = operators.laplacian_1d(2048, sparse=True)
+    S = operators.laplacian_1d(2048, sparse=True)                  # block tridiagonal: fit_lu's direct path, timed
     e = estimate_fit_lu_time(S, 32, n_stages=3)
-    assert e['stages_timed'] == 3 and e['estimate_s'] > 0
+    assert e['stages_timed'] == 0 and e['path'] == 'banded' and e['estimate_s'] > 0
+    e = estimate_fit_lu_time(operators.laplacian_2d(16, sparse=True), 8, n_stages=3, max_steps_per_block=2, optimizer='adam')
+    assert e['stages_timed'] == 3 and e['path'] == 'stages' and e['estimate_s'] > 0
 
 
 @pytest.mark.slow

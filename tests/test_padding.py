@@ -98,7 +98,9 @@ def test_auto_block_size_dense_banded_and_wide():
     from lufmm_nb.training import _auto_block_size
     from lufmm_nb import MatVecOperator
     P, why = _auto_block_size(MatVecOperator(S), None)
-    assert P == 32 and 'above 256' in why and 'reverse Cuthill-McKee' in why
+    assert P == 32 and 'above 256' in why and "order='rcm'" in why
+    P, why = _auto_block_size(MatVecOperator(torch.from_numpy(S.toarray())), None)   # dense: no ordering to suggest
+    assert P == 32 and 'above 256' in why and 'A is dense' in why and 'rcm' not in why
 
 def test_auto_block_size_operator_and_n_blocks():
     A = ops.laplacian_1d(64).numpy()

@@ -461,9 +461,15 @@ def test_fit_lu_cuda_without_cuda():
         fit_lu(rand_A(), 8, device='cuda', max_steps=1, **QUICK)
 
 def test_fit_lu_time_limit_between_skipped_stages():
-    "Stages the warm start solves take no optimiser step; the time limit must still stop the run between them."
-    net, hist = fit_lu(ops.laplacian_1d(4096, sparse=True), 8, time_limit=0.0, **QUICK)
-    assert hist.stopped == 'time_limit' and net.training_state['m'] < 512
+    "Stages take no optimiser step when the warm start solves them; the time limit must still stop the run between them."
+    net, hist = fit_lu(ops.laplacian_2d(16, sparse=True), 8, time_limit=0.0, **QUICK)   # block pentadiagonal: staged
+    assert hist.stopped == 'time_limit' and net.training_state['m'] < 32
+
+def test_fit_lu_time_limit_and_the_direct_banded_path():
+    "A block-tridiagonal A is one closed-form step (the direct elimination): it completes even at time_limit=0, exactly."
+    S = ops.laplacian_1d(4096, sparse=True)
+    net, hist = fit_lu(S, 8, time_limit=0.0, **QUICK)
+    assert hist.init == 'banded' and hist.stopped == 'converged' and hist.rel_err < 1e-13
 
 # ------------------------------------------------------------------------------- checkpoints: load
 @pytest.fixture
@@ -587,8 +593,12 @@ class NaNAfter:
 
 def test_diverged_callable_nan(tmp_path):
     A, ck = rand_A(), tmp_path / 'ck.pt'
-    with pytest.raises(TrainingDiverged, match=r"fit_lu: products with A returned NaN or Inf for block 2; training stopped") as e:
+    with pytest.raises(TrainingDiverged, match=r"fit_lu: products with A returned NaN or Inf while probing its block diagonals") as e:
         fit_lu(NaNAfter(A, 4), 8, n=64, rmatvec=lambda X: A.T @ X, optimizer='adam', max_steps=50, checkpoint=ck, **QUICK)
+    assert isinstance(e.value.net, LUNet) and all(bool(torch.isfinite(p).all()) for p in e.value.net.parameters())
+    W = ops.laplacian_2d(8)                                           # block pentadiagonal at P = 4: the staged path
+    with pytest.raises(TrainingDiverged, match=r"fit_lu: products with A returned NaN or Inf for block \d+; training stopped") as e:
+        fit_lu(NaNAfter(W, 12), 4, n=64, rmatvec=lambda X: W.T @ X, optimizer='adam', max_steps=50, checkpoint=ck, **QUICK)
     assert isinstance(e.value, FloatingPointError)
     assert isinstance(e.value.net, LUNet) and finite(e.value.net) and len(e.value.history) > 0
     assert files(tmp_path) == ['ck.pt'] and finite(LUNet.load(ck))       # no temporary files, last good state

@@ -251,8 +251,18 @@ def _solver(block, lower, transpose, where):
         P, Dinv = block.block_size, cache['diag'][3]
         up, dn, br, Dinv = (dec.mT, enc.mT, bw.mT, Dinv.mT) if transpose else (enc, dec, bw, Dinv)
         bank = torch.cat([br.reshape(-1, P, P), up, dn])      # every edge of the (possibly reversed) graph
-        ops = []
-        for kind, a, tgt, terms, leaf in cache['plans'][d]:
+        live = (bank.flatten(1) != 0).any(1).tolist()          # edges whose weights are all zero carry nothing
+        plan, zero = [], set()
+        for kind, a, tgt, terms, leaf in cache['plans'][d]:   # forwards: drop zero edges and values known to be 0
+            terms = [(wi, si) for wi, si in terms if live[wi] and si not in zero]
+            if leaf < 0 and not terms: zero.add(tgt)           # an interior value that is structurally 0 at these weights
+            else: plan.append((tgt, terms, leaf))
+        read, kept = set(), []
+        for tgt, terms, leaf in reversed(plan):                # backwards: keep an interior step only if its value is read
+            if leaf < 0 and tgt not in read: continue          # (the state starts at 0, so a dropped value reads as 0)
+            read.update(si for _, si in terms); kept.append((tgt, terms, leaf))
+        plan, ops = kept[::-1], []
+        for tgt, terms, leaf in plan:
             if terms:
                 wi, si = zip(*terms)
                 W = bank[list(wi)].permute(1, 0, 2).reshape(P, -1)   # (P, T*P): all terms in one product

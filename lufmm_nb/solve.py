@@ -479,7 +479,7 @@ def preconditioner_deviation(net,            # a `LUNet`
 
 def _as_preconditioner(self, A=None,               # the matrix the factors precondition: if given, `(L^ U^)^{-1} A` is checked against the identity
                        check='warn',               # with A: 'warn', 'raise' (`PoorPreconditionerError`) or None (no check)
-                       max_deviation:float=1.0,    # accepted estimate of ||(L^ U^)^{-1} A - I||_2 (see `preconditioner_deviation`)
+                       max_deviation:float=10.0,   # accepted estimate of ||(L^ U^)^{-1} A - I||_2 (see `preconditioner_deviation`)
                        max_cond:float=None,        # passed on to `lu_solve`
                       )->LinearOperator:
     "`(L^ U^)^{-1}` as a scipy `LinearOperator` (the structured solve; `rmatvec` solves with the transpose), for Krylov solvers' `M=`; `.deviation` says how far `(L^ U^)^{-1} A` is from I when A is given."

@@ -222,7 +222,7 @@ PRESETS = {
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
                   polish_steps=5000, normalize=True, loss_floor=1e-28,
-                  init='compress', compress_max_n=4096, compress_tol=1e-10, target=1e-10),
+                  init='compress', compress_max_n=4096, compress_tol=1e-10, compress_accept=1e-2, target=1e-10),
 }
 
 # %% ../nbs/07_training.ipynb #166e41d4
@@ -371,7 +371,8 @@ _CHECKS = {  # preset entry: (test, what is expected)
     'warm_start': (lambda v: isinstance(v, bool), 'True or False'),
     'init': (lambda v: v in ('random', 'compress'), "'random' or 'compress'"),
     'compress_max_n': (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0'),
-    'compress_tol': (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, 'a number >= 0'),
+    **{k: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, 'a number >= 0')
+       for k in ('compress_tol', 'compress_accept')},
     'normalize': (lambda v: isinstance(v, bool), 'True or False'),
     'target': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0), 'None or a number >= 0'),
 }
@@ -384,7 +385,7 @@ def _check_cfg(cfg, where='fit_lu'):
 
 @torch.no_grad()
 def _compressed_start(net, Sop, cfg):
-    "Load the compressed exact block LU of `A` (as `Sop` scales it) into `net` if it is exact to `compress_tol`; returns 'compress', or why not (then `net` is untouched)."
+    "Load the compressed exact block LU of `A` (as `Sop` scales it) into `net` if it reproduces A to `compress_tol` ('compress') or, truncated, to `compress_accept` ('compress (truncated ...)'); else returns why not (then `net` is untouched)."
     N, P = net.N, net.block_size
     max_n, rtol = cfg.get('compress_max_n', PRESETS['best']['compress_max_n']), cfg.get('compress_tol', PRESETS['best']['compress_tol'])
     if N > max_n: return f"random (N = {N} > compress_max_n = {max_n})"
@@ -400,9 +401,13 @@ def _compressed_start(net, Sop, cfg):
     compress_gfmm(trial.L, L, warn=False); compress_gfmm(trial.U, U, warn=False)
     err = rel_error(trial.to_dense(), D)
     tol = max(rtol, 100 * torch.finfo(net.dtype).eps)                      # float32 cannot do better than ~1e-6
-    if not err <= tol: return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
+    accept = cfg.get('compress_accept', 0.)
+    if not err <= max(tol, accept): return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
     for p, q in zip(_edge_tensors(net), _edge_tensors(trial)): p.copy_(q)
-    return 'compress'
+    if err <= tol: return 'compress'
+    return (f"compress (truncated: the compressed exact block LU reproduces A to {err:.2g}, above compress_tol = {tol:g} but "
+            f"within compress_accept = {accept:g}: the off-diagonal blocks of its exact factors have numerical rank above "
+            f"block_size = {P}; training refines it from there)")
 
 def _probe_set(Aop, kind, N, k, dtype, device, seed, transpose_loss):
     "Inputs (rows) and targets for end-to-end training: identity columns or fixed Gaussian probes."
@@ -666,7 +671,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         hist.init = 'random'
         if cfg.get('init') == 'compress' and not blockwise:   # block-wise runs try it at the first stage the warm start cannot solve
             hist.init = _compressed_start(net, _Scaled(Aop, hist.scale), cfg)
-            if hist.init == 'compress': st['phase'] = 'polish' if cfg.get('polish_steps') else 'done'
+            if hist.init.startswith('compress'): st['phase'] = 'polish' if cfg.get('polish_steps') else 'done'
         st.update(try_compress=cfg.get('init') == 'compress' and blockwise, exact=True)
     if transpose_loss and not Aop.has_transpose:
         raise ValueError(f"{where}: the transpose loss needs products with A^T: pass rmatvec= or transpose_loss=False")
@@ -779,7 +784,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             if not skip and st.get('try_compress'):            # the first stage the warm start cannot solve: try the
                 st['try_compress'] = False                     # compressed exact block LU before any optimiser step
                 hist.init = _compressed_start(net, Sop, cfg)
-                if hist.init == 'compress': st['exact'] = False; save_ckpt(); break
+                if hist.init.startswith('compress'): st['exact'] = False; save_ckpt(); break
             ok = True if skip else run_phase(loss_fn, m, active, deadline, cfg['max_steps_per_block'], floor)
             local = local and skip                             # an optimiser step may have moved the far field
             st['exact'] = st.get('exact', False) and skip      # every stage so far ended at its warm start
@@ -802,8 +807,15 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
             return loss
         steps = cfg['polish_steps'] if st['phase'] == 'polish' else cfg['max_steps_per_block'] * M
         floor = cfg.get('loss_floor', 0.) * float(Y.square().sum() * (2 if transpose_loss else 1))
-        with torch.no_grad(): skip = float(loss_fn()) <= floor
+        with torch.no_grad(): start = float(loss_fn())
+        skip = start <= floor
+        good = [p.detach().clone() for p in params] if st['phase'] == 'polish' and not skip else None
         ok = True if skip else run_phase(loss_fn, -1, None, float('inf'), steps, floor)
+        if good is not None:                                   # the polish never leaves worse factors than it found
+            with torch.no_grad():
+                if not float(loss_fn()) < start:
+                    for p, g in zip(params, good): p.copy_(g)
+                    hist.choices.append(f"polish: {len(hist)} optimiser steps did not lower the loss; the factors they started from were kept")
         if ok: st.update(phase='done')
     if not hist.stopped: hist.stopped = 'converged' if st['phase'] == 'done' else 'stopped'
     st['elapsed'] = now()

@@ -13,6 +13,7 @@ from .fmm import FMMMatrix, pow2_scale
 from .gfmm import GFMMBlock, clear_caches, weights_fingerprint, gfmm_from_fmm, gfmm_reference_dense, bridge_offsets, BRIDGE_PATTERNS
 from .triangular import lower_block, upper_block
 from . import operators
+from .kernels import KernelMatrix, tree_order
 from .lunet import LUNet, MatVecOperator, UnsafeCheckpointError, plain_checkpoint
 from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS, matrix_fingerprint, pivot_conditions, probe_error
 from .compress import compress_lu, compress_gfmm, block_lu, block_tridiagonal_lu, pivot_split, rel_error
@@ -32,4 +33,5 @@ __all__ = [  # what `from lufmm_nb import *` gives: the names above, so that sta
     'evaluate_lu', 'format_metrics', 'metrics_table', 'error_heatmap', 'krylov_solve', 'krylov_compare', 'jacobi_preconditioner',
     'ilu_preconditioner', 'amg_preconditioner', 'learned_preconditioner', 'fit_matrix_free', 'breakeven_rhs', 'bench_precond',
     'run_benchmarks', 'pow2_scale', 'clear_caches', 'weights_fingerprint', 'pivot_conditions', 'probe_error', 'pivot_split',
-    'rel_error', 'default_max_cond', 'lu_slogdet', 'PoorPreconditionerError', 'preconditioner_deviation', 'block_tridiagonal_lu']
+    'rel_error', 'default_max_cond', 'lu_slogdet', 'PoorPreconditionerError', 'preconditioner_deviation', 'block_tridiagonal_lu',
+    'KernelMatrix', 'tree_order']

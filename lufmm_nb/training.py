@@ -12,6 +12,7 @@ from pathlib import Path
 from dataclasses import dataclass, field, asdict
 import numpy as np, torch
 from .lunet import LUNet, MatVecOperator
+from .kernels import is_kernel_matrix, tree_order
 from .gfmm import check_device
 from .fmm import pow2_scale
 from .solve import SingularBlockError
@@ -299,6 +300,12 @@ def _ordering(Aop, order, where):
     "The permutation `p` (`L U` then holds `A[p][:, p]`) for `order`, and why; `(None, None)` for the natural order."
     if isinstance(order, str):
         if order not in ('auto', 'natural', 'rcm'): raise ValueError(f"{where}: order must be 'auto', 'natural', 'rcm' or a permutation, got {order!r}")
+        kernel = is_kernel_matrix(Aop.A)
+        if order == 'auto' and kernel:                      # points: keep nearby ones in the same block
+            p = tree_order(Aop.A.points)
+            if np.array_equal(p, np.arange(Aop.N)): return None, None
+            return p, ("order: the kernel's points renumbered by tree_order (sorted in 1D, a balanced kd-tree's leaf order in 2D and "
+                       "up), so that each block holds nearby points")
         if order == 'natural' or (order == 'auto' and Aop.kind != 'sparse'): return None, None
         if Aop.kind != 'sparse': raise ValueError(f"{where}: order='rcm' needs a scipy sparse A (its graph), got a {Aop.kind} operator")
         import scipy.sparse as sp
@@ -310,13 +317,15 @@ def _ordering(Aop, order, where):
     p = np.asarray(order)
     if p.ndim != 1 or len(p) != Aop.N or not np.issubdtype(p.dtype, np.integer) or not np.array_equal(np.sort(p), np.arange(Aop.N)):
         raise ValueError(f"{where}: expected order a permutation of 0..{Aop.N - 1}, got {type(order).__name__} of length {len(p) if p.ndim else 0}")
-    if Aop.kind not in ('sparse', 'tensor'): raise ValueError(f"{where}: a permutation order needs A as a matrix (dense or sparse), got a {Aop.kind} operator")
+    if Aop.kind not in ('sparse', 'tensor') and not is_kernel_matrix(Aop.A):
+        raise ValueError(f"{where}: a permutation order needs A as a matrix (dense or sparse) or a KernelMatrix, got a {Aop.kind} operator")
     return p.astype(np.int64), "order: the permutation given"
 
 def _permuted(Aop, p, where):
     "`A[p][:, p]` as a matrix operator."
     kw = dict(dtype=Aop.dtype, device=Aop.device, check_finite=Aop.check_finite)
     if Aop.kind == 'sparse': return MatVecOperator.checked(Aop._S[p][:, p], where, **kw)
+    if is_kernel_matrix(Aop.A): return MatVecOperator.checked(Aop.A.permuted(p), where, **kw)
     t = torch.as_tensor(p, device=Aop._T.device); return MatVecOperator.checked(Aop._T[t][:, t], where, **kw)
 
 def _auto_block_size(Aop, n_blocks, max_block=256):
@@ -601,6 +610,12 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     N = Aop.N
     perm, order_note = _ordering(Aop, order, where)
     if perm is not None: Aop = _permuted(Aop, perm, where)
+    kernel_note = None
+    if is_kernel_matrix(Aop.A) and N <= cfg.get('compress_max_n', PRESETS['best']['compress_max_n']):
+        i = np.arange(N)                                  # entries are far cheaper than N products, and make A a matrix
+        Aop = MatVecOperator.checked(torch.from_numpy(Aop.A.entries(i, i)), where, dtype=dtype, device=device, check_finite=False)
+        kernel_note = (f"kernel: formed from its entries (N = {N} <= compress_max_n = "
+                       f"{cfg.get('compress_max_n', PRESETS['best']['compress_max_n'])}), so that its exact block LU is available")
     auto_note = None
     if isinstance(block_size, str) and block_size == 'auto': block_size, auto_note = _auto_block_size(Aop, n_blocks)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
@@ -663,7 +678,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         net = LUNet(M, P, dtype=dtype, device=device, init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'],
                     n=n_user, pad_value=pad_value, perm=perm)
         scale = _scale_of(Aop, P) if normalize else _check_unscaled(Aop, P, dtype, where)
-        hist = TrainHistory(scale=scale, preset=preset, choices=[c for c in (order_note, auto_note, pad_note) if c])
+        hist = TrainHistory(scale=scale, preset=preset, choices=[c for c in (order_note, kernel_note, auto_note, pad_note) if c])
         transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
         st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
                   frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise,

@@ -1,0 +1,50 @@
+"`KernelMatrix`: products in blocks (never the N x N matrix), and `fit_lu` on it in the user's numbering."
+import tracemalloc, warnings
+import numpy as np, pytest, scipy.sparse.linalg as spla
+from lufmm_nb import KernelMatrix, tree_order, fit_lu
+
+
+def exp_kernel(ell):
+    return lambda X, Y: np.exp(-np.sqrt(((X[:, None, :] - Y[None, :, :]) ** 2).sum(-1)) / ell)
+
+
+def test_products_never_form_the_matrix():
+    N, block = 6000, 64
+    K = KernelMatrix(np.random.default_rng(0).random((N, 2)), exp_kernel(.2), nugget=1e-2, block=block)
+    V = np.random.default_rng(1).standard_normal((N, 2))
+    tracemalloc.start()
+    Y, Z = K @ V, K.T @ V
+    peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
+    assert peak < N * N * 8 / 20, peak                     # a dense K would be 288 MB; blocks of 64 rows need a few MB
+    rows = np.arange(0, N, 997)
+    ref = K.entries(rows, np.arange(N)) @ V                # a few rows of the dense product, from entries
+    assert np.abs(Y[rows] - ref).max() < 1e-10 * np.abs(ref).max()
+    assert np.abs(Z[rows] - ref).max() < 1e-10 * np.abs(ref).max()   # symmetric kernel: K^T = K
+
+
+def test_fit_lu_on_a_kernel_matrix_in_the_users_numbering():
+    pts = np.random.default_rng(5).random((300, 2))
+    K = KernelMatrix(pts, exp_kernel(.2), nugget=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        net, h = fit_lu(K, preset='best', time_limit=5, progress=False)
+    assert np.array_equal(net.perm, tree_order(pts)) and h.choices[0].startswith("order: the kernel's points")
+    D = K.entries(np.arange(300), np.arange(300))
+    x = np.random.default_rng(6).standard_normal(300)
+    Mx = net.as_linear_operator() @ x                      # L U x in the user's numbering: close to K x
+    assert np.linalg.norm(Mx - D @ x) / np.linalg.norm(D @ x) < 1e-2
+    r = spla.cg(K, D @ x, M=net.as_preconditioner(K), rtol=1e-10, maxiter=60)[0]
+    assert np.linalg.norm(r - x) / np.linalg.norm(x) < 1e-6
+
+
+def test_natural_order_and_a_given_permutation():
+    pts = np.random.default_rng(7).random(200)             # 1D: tree_order sorts
+    K = KernelMatrix(pts, exp_kernel(.3), nugget=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        net, h = fit_lu(K, order='natural', preset='quick', max_steps=2, progress=False)
+        assert net.perm is None
+        p = np.random.default_rng(8).permutation(200)
+        net, h = fit_lu(K, order=p, preset='best', time_limit=5, progress=False)
+    assert np.array_equal(net.perm, p)
+    with pytest.raises(ValueError, match="order='rcm' needs a scipy sparse A"): fit_lu(K, order='rcm', progress=False)

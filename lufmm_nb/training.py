@@ -199,6 +199,9 @@ def _make_opt(cfg, params, lr=None):
 
 def _finite_state(net): return all(torch.isfinite(p).all() for p in net.parameters())
 
+class _TimeUp(Exception):
+    "Raised inside an optimiser step when the time limit has passed."
+
 class _Stopper:
     "The article's rule: stop when the relative improvement over `window` steps is below `rel_tol`, `patience` times in a row."
     def __init__(self, window, rel_tol, patience): self.w, self.tol, self.pat, self.hist, self.bad = window, rel_tol, patience, [], 0
@@ -725,10 +728,16 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
                 if now() >= deadline: break
                 if cfg['optimizer'] == 'adam' and cfg.get('lr_drop_step') and st['stage_step'] == cfg['lr_drop_step']:
                     for gr in opt.param_groups: gr['lr'] = cfg['lr_drop']
-                good = [p.detach().clone() for p in params]
-                def closure():
-                    opt.zero_grad(); loss = loss_fn(); loss.backward(); return loss
-                loss = opt.step(closure)
+                good, evals = [p.detach().clone() for p in params], [0]
+                def closure():                               # L-BFGS evaluates many times per step: the time limit
+                    if evals[0] and now() >= tl: raise _TimeUp()   # is checked before each evaluation after the first
+                    evals[0] += 1; opt.zero_grad(); loss = loss_fn(); loss.backward(); return loss
+                try: loss = opt.step(closure)
+                except _TimeUp:                              # out of time inside a step: back to where it started
+                    with torch.no_grad():
+                        for p, g in zip(params, good): p.copy_(g)
+                    hist.stopped, st['opt'], st['stopper'] = 'time_limit', None, stopper.state(); save_ckpt()
+                    return False
                 if cfg['optimizer'] == 'lbfgs':
                     with torch.no_grad(): loss = loss_fn()
                 loss = float(loss.detach())

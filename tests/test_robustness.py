@@ -465,6 +465,16 @@ def test_fit_lu_time_limit_between_skipped_stages():
     net, hist = fit_lu(ops.laplacian_2d(16, sparse=True), 8, time_limit=0.0, **QUICK)   # block pentadiagonal: staged
     assert hist.stopped == 'time_limit' and net.training_state['m'] < 32
 
+def test_fit_lu_time_limit_inside_an_lbfgs_step():
+    "One L-BFGS step of 500 evaluations would take far longer than the limit: the limit is checked between evaluations."
+    import time
+    A = ops.rbf_kernel(512)
+    t = time.perf_counter()
+    net, hist = fit_lu(A, 32, preset='quick', blockwise=False, optimizer='lbfgs', lbfgs_iter=500, time_limit=1.0,
+                       progress=False, init='random')
+    assert time.perf_counter() - t < 1.0 + 5.0 and hist.stopped == 'time_limit'
+    assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
+
 def test_fit_lu_time_limit_and_the_direct_banded_path():
     "A block-tridiagonal A is one closed-form step (the direct elimination): it completes even at time_limit=0, exactly."
     S = ops.laplacian_1d(4096, sparse=True)

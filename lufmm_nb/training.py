@@ -511,15 +511,11 @@ def _tridiagonal_blocks(Sop, P, M, where='fit_lu'):
         z = B.new_zeros(1, P, P)
         return (torch.cat([z, B[i[1:], :, i[:-1]]]) / s, B[i, :, i] / s, torch.cat([B[i[:-1], :, i[1:]], z]) / s), 0, "its entries"
     # products only: Curtis-Powell-Reid probing with 3 colours (block j in colour j mod 3), then a check with random vectors
-    i = torch.arange(M, device=A.device)
-    def colour(c):
-        Z = torch.zeros(M, P, P, dtype=A.dtype, device=A.device); Z[i % 3 == c] = torch.eye(P, dtype=A.dtype, device=A.device)
-        return Sop.matmat(Z.reshape(N, P)).reshape(M, P, P)      # block i: A_{i,j} for the one j = c (mod 3) next to i
-    Y = torch.stack([colour(c) for c in range(3)])
-    if not bool(torch.isfinite(Y).all()): raise TrainingDiverged(f"{where}: products with A returned NaN or Inf while probing its block diagonals")
-    Al, Ad, Au = (Y[(i + d) % 3, i] for d in (-1, 0, 1))
-    del Y
-    Al[0] = 0; Au[-1] = 0
+    from lufmm_nb.precond import probe_block_tridiagonal     # imported here: the preconditioning module builds on this one
+    Al, Ad, Au = (B / s for B in probe_block_tridiagonal(A, P))     # the coloured probes of `fit_matrix_free`
+    if not all(bool(torch.isfinite(B).all()) for B in (Al, Ad, Au)):
+        raise TrainingDiverged(f"{where}: products with A returned NaN or Inf while probing its block diagonals")
+    Al[0] = 0; Au[-1] = 0                                    # colours wrap around: these two blocks alias others
     X = torch.randn(N, 4, generator=torch.Generator().manual_seed(20261205), dtype=torch.float64).to(dtype=A.dtype, device=A.device)
     Y, Xb = Sop.matmat(X), X.reshape(M, P, 4)
     if not bool(torch.isfinite(Y).all()): raise TrainingDiverged(f"{where}: products with A returned NaN or Inf while checking its probed band")

@@ -14,14 +14,19 @@ from .gfmm import GFMMBlock, clear_caches, weights_fingerprint, gfmm_from_fmm, g
 from .triangular import lower_block, upper_block
 from . import operators
 from .kernels import KernelMatrix, tree_order
-from .lunet import LUNet, MatVecOperator, UnsafeCheckpointError, plain_checkpoint
-from .training import fit_lu, TrainHistory, TrainingDiverged, PRESETS, matrix_fingerprint, pivot_conditions, probe_error
+from .core import SingularBlockError, TrainingDiverged, PoorPreconditionerError, UnsafeCheckpointError
+from .linop import MatVecOperator
+from .lunet import LUNet, plain_checkpoint
+from .fit import fit_lu, PRESETS, matrix_fingerprint, pivot_conditions, probe_error
+from .trainer import TrainHistory
 from .compress import compress_lu, compress_gfmm, block_lu, block_tridiagonal_lu, pivot_split, rel_error
-from .solve import (lu_solve, lu_slogdet, triangular_solve, dense_block_solve, SingularBlockError, default_max_cond,
-                            PoorPreconditionerError, preconditioner_deviation)
+from .solve import lu_solve, lu_slogdet, triangular_solve, dense_block_solve, default_max_cond
+from .lu_operators import preconditioner_deviation
 from .metrics import evaluate_lu, format_metrics, metrics_table, error_heatmap
 from .precond import (krylov_solve, krylov_compare, jacobi_preconditioner, ilu_preconditioner, amg_preconditioner,
-                              learned_preconditioner, fit_matrix_free, breakeven_rhs, bench_precond)
+                              learned_preconditioner, breakeven_rhs)
+from .matrix_free import fit_matrix_free
+from .bench_precond import bench_precond
 from .bench import run_benchmarks
 
 # %% ../nbs/99_api.ipynb #99f5e6f1

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from .gfmm import GFMMBlock
 from .lunet import LUNet
-from .training import fit_lu, _unit_rows
+from .fit import fit_lu
+from .training import unit_rows
 
 # %% ../nbs/12_bench.ipynb #ad89aca9
 def timeit(f, repeat:int=5)->float:
@@ -85,7 +86,7 @@ def bench_training(n:int=256,                 # size of the 1D Laplacian for tim
     A2 = _laplacian(step_n); P = block_size; N = step_n
     net = LUNet(N // P, P, dtype=torch.float64)
     m = N // P // 2
-    E, I = _unit_rows(m, P, N, torch.float64, 'cpu'), torch.eye(N, dtype=torch.float64)
+    E, I = unit_rows(m, P, N, torch.float64, 'cpu'), torch.eye(N, dtype=torch.float64)
     Ar, Ac = A2[m * P:(m + 1) * P], A2[:, m * P:(m + 1) * P].T
     def blockwise(): net.zero_grad(); ((net(E, transpose=True) - Ar).square().sum() + (net(E) - Ac).square().sum()).backward()
     def end_to_end(): net.zero_grad(); ((net(I) - A2.T).square().sum() + (net(I, transpose=True) - A2).square().sum()).backward()
@@ -100,7 +101,7 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' o
                    quick:bool=False,  # small sizes only
                   )->dict:
     "Run the named benchmarks; optionally write markdown summaries."
-    from lufmm_nb.solve import bench_solve
+    from lufmm_nb.bench_solve import bench_solve
     todo = ['gfmm', 'training', 'solve', 'precond'] if which == 'all' else [which]
     res = {}
     for w in todo:
@@ -111,7 +112,7 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' o
             res[w] = rows + [step]
         elif w == 'solve': res[w] = bench_solve(sizes=(1024,) if quick else (4096, 16384))
         elif w == 'precond':
-            from lufmm_nb.precond import bench_precond
+            from lufmm_nb.bench_precond import bench_precond
             out_p = bench_precond(quick=quick)          # {'cases': [...], 'scale': [...]}: keep the scalar columns
             flat = lambda r: {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool, type(None)))}
             for part in ('cases', 'scale'):

@@ -79,7 +79,7 @@ def train(matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
           quiet:bool=False,           # no progress bar
          ):
     "Learn L U ~ A and save the network."
-    from lufmm_nb.training import fit_lu
+    from lufmm_nb.fit import fit_lu
     A, _ = load_matrix(matrix, n, sparse=True)
     if dtype not in ('float32', 'float64'): raise ValueError(f"train: expected --dtype float32 or float64, got {dtype!r}")
     if block_size != 'auto':
@@ -92,6 +92,7 @@ def train(matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
     print(f"{net}\n{h}" + ''.join(f"\n{c}" for c in h.choices) + f"\nsaved to {out}")
     return net, h
 
+# %% ../nbs/11_cli.ipynb #cfa45a9c
 @call_parse
 def evaluate(checkpoint:str='lunet.pt',  # a file written by `lufmm train`
              matrix:str='laplacian_1d',  # operator name or .npy/.npz/.mtx file
@@ -112,6 +113,7 @@ def evaluate(checkpoint:str='lunet.pt',  # a file written by `lufmm train`
         from pathlib import Path
         Path(json_out).write_text(json.dumps({k: (v if isinstance(v, (int, float, str, type(None))) else str(v)) for k, v in m.items()}, indent=1))
     return m
+
 _COMMANDS.update(train=train, evaluate=evaluate)
 
 # %% ../nbs/11_cli.ipynb #cedaef51
@@ -122,7 +124,7 @@ def _fmt(v):
 
 def describe_start(history, preset:str)->str:
     "Where a `fit_lu` run started and what the optimiser then did, in words (for tables and figure titles)."
-    from lufmm_nb.training import PRESETS
+    from lufmm_nb.fit import PRESETS
     cfg, n = PRESETS.get(preset, {}), len(history)
     opt = {'adam': 'Adam', 'lbfgs': 'L-BFGS'}.get(cfg.get('optimizer'), 'optimiser')
     steps = f"{n} {opt} step{'s' * (n != 1)}"
@@ -151,7 +153,7 @@ ARTICLE_CONFIGS = ('laplacian_1d_no_transpose', 'laplacian_1d_no_blockwise', 'la
 def _run_case(key, preset, dtype, device, seed, n_samples, progress, time_limit=None, **kw):
     "Train one row of the table with `preset` and evaluate it: a result dict for the table and the figures."
     from lufmm_nb.operators import OPERATORS
-    from lufmm_nb.training import fit_lu
+    from lufmm_nb.fit import fit_lu
     from lufmm_nb.metrics import evaluate_lu
     c = OPERATORS[key]
     A, scale = c.build(normalize=True)

@@ -9,8 +9,9 @@ __all__ = ['rel_error', 'compress_gfmm', 'pivot_split', 'block_lu', 'block_tridi
 import math, time, warnings
 import torch
 from .gfmm import GFMMBlock
-from .lunet import LUNet, MatVecOperator
-from .solve import SingularBlockError
+from .lunet import LUNet
+from .linop import MatVecOperator
+from .core import SingularBlockError
 
 # %% ../nbs/07a_compress.ipynb #c273f761
 def _zero_own(X, k):
@@ -100,16 +101,18 @@ def compress_gfmm(blk:GFMMBlock,   # the GFMM-block to overwrite (not Toeplitz)
 def pivot_split(T:torch.Tensor,     # (P, P) pivot block (a Schur complement's diagonal block)
                 m:int=0,            # its block index, for the error message
                 where:str='block_lu', # the public function to name in the error
-                check:bool=True,    # raise `SingularBlockError` when `T` is numerically singular (cond * eps >= 1)
+                check:bool=True,    # raise `SingularBlockError` when `T` is numerically singular (condition number >= `max_cond`)
+                max_cond:float=None, # largest accepted condition number (default: 1 / eps of the dtype)
                ):                   # `(W, q, Vh)` with `T = (W q) (q Vh)`: `L_mm = W * q`, `U_mm = q[:, None] * Vh`
-    "Split a pivot block evenly through its SVD, so that neither triangular factor carries all of its scale."
+    "Split a pivot block evenly through its SVD, so that neither triangular factor carries all of its scale; the one pivot step of every block elimination here."
     W, sv, Vh = torch.linalg.svd(T)
     cond = float(sv[0] / sv[-1]) if float(sv[-1]) > 0 else math.inf
-    if check and not cond * torch.finfo(T.dtype).eps < 1:
+    max_cond = 1 / torch.finfo(T.dtype).eps if max_cond is None else max_cond
+    if check and not cond < max_cond:
         P = T.shape[0]
         raise SingularBlockError(f"{where}: pivot block {m} (rows {m * P}..{(m + 1) * P - 1}) of the Schur complement is "
-                                 f"numerically singular: condition number {cond:.3g} (2-norm); without pivoting A has no "
-                                 "block LU at this block size", block=m, cond=cond)
+                                 f"numerically singular: condition number {cond:.3g} (2-norm, accepted below {max_cond:.3g}); "
+                                 "without pivoting A has no block LU at this block size", block=m, cond=cond)
     return W, sv.sqrt(), Vh
 
 # %% ../nbs/07a_compress.ipynb #4ba55c04
@@ -149,16 +152,11 @@ def block_tridiagonal_lu(Al:torch.Tensor,   # (M, P, P): the sub-diagonal blocks
         raise ValueError(f"{where}: expected three (M, P, P) block diagonals, got shapes {tuple(Al.shape)}, {tuple(Ad.shape)}, {tuple(Au.shape)}")
     if not all(bool(torch.isfinite(B).all()) for B in (Al[1:], Ad, Au[:-1])): raise ValueError(f"{where}: the block diagonals hold NaN or Inf entries")
     M, P = Ad.shape[:2]
-    max_cond = 1 / torch.finfo(Ad.dtype).eps if max_cond is None else max_cond
     Ld, Ud, Ll, Uu = torch.empty_like(Ad), torch.empty_like(Ad), torch.zeros_like(Ad), torch.zeros_like(Ad)
     cond, S = torch.empty(M, dtype=torch.float64), Ad[0]
     for m in range(M):                       # the recurrence S_{m+1} = A_{m+1,m+1} - L_{m+1,m} U_{m,m+1} is sequential
-        W, q, Vh = pivot_split(S, m, where, check=False)
-        cond[m] = c = float(q[0] ** 2 / q[-1] ** 2) if float(q[-1]) > 0 else math.inf
-        if not c < max_cond:
-            raise SingularBlockError(f"{where}: pivot block {m} (rows {m * P}..{(m + 1) * P - 1}) of the Schur complement is "
-                                     f"numerically singular: condition number {c:.3g} (2-norm, accepted below {max_cond:.3g}); "
-                                     "without pivoting A has no block LU at this block size", block=m, cond=c)
+        W, q, Vh = pivot_split(S, m, where, max_cond=max_cond)
+        cond[m] = float(q[0] ** 2 / q[-1] ** 2) if float(q[-1]) > 0 else math.inf
         Ld[m], Ud[m] = W * q, q[:, None] * Vh
         if m + 1 < M:
             Uu[m] = (W.mT @ Au[m]) / q[:, None]              # U_{m,m+1} = L_mm^{-1} A_{m,m+1}
@@ -180,7 +178,7 @@ def compress_lu(A,                    # the matrix: tensor, ndarray, scipy spars
     Aop = MatVecOperator.checked(A, where, n=n, dtype=dtype, device=device)
     N, P, M = Aop.N, block_size, Aop.block_count(block_size, where)
     if N > max_n: raise ValueError(f"{where}: N = {N} exceeds max_n = {max_n}; compress_lu forms A densely and factors it in O(N^3)")
-    D = _dense(Aop)
+    D = Aop.to_dense()
     if not bool(torch.isfinite(D).all()): raise ValueError(f"{where}: A has NaN or Inf entries")
     try: L, U = block_lu(D, P)
     except SingularBlockError as e: raise SingularBlockError(f"{where}: {str(e).split(': ', 1)[1]}", block=e.block, cond=e.cond) from None
@@ -196,8 +194,3 @@ def compress_lu(A,                    # the matrix: tensor, ndarray, scipy spars
                       f"to rounding error ({tol:.1g}): the off-diagonal blocks of its exact factors have numerical rank above "
                       f"block_size = {P} (largest discarded singular value {info['lost']:.2g}, relative)", UserWarning, stacklevel=2)
     return net, info
-
-def _dense(Aop):
-    "`A` as a dense (N, N) tensor: the stored matrix for dense input, `A @ I` otherwise."
-    if Aop.kind == 'tensor': return Aop._T
-    return Aop.matmat(torch.eye(Aop.N, dtype=Aop.dtype, device=Aop.device))

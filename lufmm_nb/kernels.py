@@ -24,6 +24,7 @@ def _points(points, where):
     if not np.isfinite(X).all(): raise ValueError(f"{where}: the points hold NaN or Inf coordinates")
     return X
 
+# %% ../nbs/05a_kernels.ipynb #2348f0ba
 class KernelMatrix(LinearOperator):
     "The dense `N x N` matrix `K_ij = kernel(x_i, x_j) + nugget [i == j]` as a scipy `LinearOperator`: products in row blocks (memory O(N * block)), entries on request, never the whole matrix."
     def __init__(self, points,            # (N,) or (N, d) coordinates

@@ -13,15 +13,12 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 from .fmm import pow2_scale
 from .gfmm import clear_caches
-from .lunet import LUNet, MatVecOperator
-from .solve import lu_solve, SingularBlockError
+from .lunet import LUNet
+from .linop import MatVecOperator
+from .solve import lu_solve
+from .core import check_int, SingularBlockError
 
 # %% ../nbs/08_metrics.ipynb #d564e0e9
-def _check_count(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: expected `{name}` to be a positive int, got {value!r}")
-    return int(value)
-
 def _dense_A(A, N, max_n, where):
     "`A` as a dense float64 (N, N) ndarray, after checking its kind, shape, size and entries."
     if not isinstance(A, (torch.Tensor, np.ndarray, LinearOperator, MatVecOperator)) and not sp.issparse(A):
@@ -92,7 +89,7 @@ def evaluate_lu(net,                    # a trained `LUNet` (any dtype and devic
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)): raise TypeError(f"{where}: expected seed an int, got {seed!r}")
     if max_cond is not None and not (isinstance(max_cond, (int, float, np.floating)) and not isinstance(max_cond, bool) and max_cond > 0):
         raise ValueError(f"{where}: expected max_cond a positive number or None, got {max_cond!r}")
-    n_samples, batch = _check_count(n_samples, 'n_samples', where), _check_count(batch, 'batch', where)
+    n_samples, batch = check_int(where, 'n_samples', n_samples), check_int(where, 'batch', batch)
     N = net.n                                                  # the user's size (the rest of net.N is padding)
     Ad = _dense_A(A, N, max_n, where)                          # (N, N) float64
     net64 = _eval_net(net)

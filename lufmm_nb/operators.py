@@ -15,43 +15,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 import torch
-from .gfmm import check_device
-
-# %% ../nbs/05_operators.ipynb #6634ff81
-def _check_int(fn, name, value, lo):
-    "Return `value` as an int, or raise a `ValueError` naming `fn`, the expectation and what was given."
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{fn}: expected `{name}` to be an int >= {lo}, got {value!r}")
-    return int(value)
-
-def _check_real(fn, name, value, lo=-math.inf, hi=math.inf, closed_lo=False):
-    "Return `value` as a float in `(lo, hi)` (`[lo, hi)` if `closed_lo`), or raise a `ValueError`."
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        ok = math.isfinite(v) and (v >= lo if closed_lo else v > lo) and v < hi
-    if not ok:
-        where = f"{'[' if closed_lo else '('}{lo}, {hi})"
-        raise ValueError(f"{fn}: expected `{name}` to be a finite real number in {where}, got {value!r}")
-    return float(value)
-
-def _check_bool(fn, name, value):
-    "Return `value` as a bool, or raise a `TypeError`: a string such as 'no' is truthy and would silently mean True."
-    if not isinstance(value, (bool, np.bool_)): raise TypeError(f"{fn}: expected `{name}` to be True or False, got {value!r}")
-    return bool(value)
-
-def _check_finite(fn, values):
-    "Raise a `ValueError` when a constructed matrix has NaN or Inf entries (parameters at the edge of float64's range)."
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{fn}: the matrix has NaN or Inf entries: its parameters overflow float64 (or divide by zero); use smaller or larger values")
-
-def _check_dtype(fn, dtype, sparse=False):
-    "Raise a `ValueError` unless `dtype` is a floating torch dtype (float32/float64 for sparse output)."
-    ok = isinstance(dtype, torch.dtype) and dtype.is_floating_point
-    if sparse: ok = dtype in (torch.float32, torch.float64)
-    if not ok:
-        want = "torch.float32 or torch.float64 (sparse output)" if sparse else "a floating torch dtype"
-        raise ValueError(f"{fn}: expected `dtype` to be {want}, got {dtype!r}")
+from .core import check_int, check_real, check_bool, check_finite, check_dtype, check_device
 
 # %% ../nbs/05_operators.ipynb #a1e41392
 class ScaledOperator(NamedTuple):
@@ -95,23 +59,23 @@ def _dirichlet_rows(A):
 
 def _finish_sparse(S, fn, normalize, sparse, dtype, device):
     "Shared tail of the stencil constructors: tidy `S`, optionally divide by max|S_ij|, return CSR or dense."
-    normalize, sparse = _check_bool(fn, 'normalize', normalize), _check_bool(fn, 'sparse', sparse)
-    _check_dtype(fn, dtype, sparse=sparse); device = check_device(device, fn)
+    normalize, sparse = check_bool(fn, 'normalize', normalize), check_bool(fn, 'sparse', sparse)
+    check_dtype(fn, dtype, sparse=sparse); device = check_device(fn, device)
     S = sp.csr_matrix(S, dtype=np.float64)
-    S.eliminate_zeros(); S.sort_indices(); _check_finite(fn, S.data)
+    S.eliminate_zeros(); S.sort_indices(); check_finite(fn, S.data)
     if normalize: S = _normalize_matrix(S).matrix
     if sparse: return S if dtype == torch.float64 else S.astype(np.float32)
     return torch.from_numpy(S.toarray()).to(device=device, dtype=dtype)
 
 def _check_dense(fn, sparse):
     "Dense-only constructors accept `sparse` for a uniform call signature but refuse `sparse=True`."
-    if _check_bool(fn, 'sparse', sparse):
+    if check_bool(fn, 'sparse', sparse):
         raise ValueError(f"{fn}: expected sparse=False (this matrix is dense; sparse output exists only for the stencil operators), got sparse={sparse!r}")
 
 def _finish_dense(A, fn, normalize, dtype, device):
     "Tail of the dense (kernel) constructors: `A` is a float64 CPU tensor."
-    _check_dtype(fn, dtype); device = check_device(device, fn); _check_finite(fn, A.numpy())
-    if _check_bool(fn, 'normalize', normalize): A = _normalize_matrix(A).matrix
+    check_dtype(fn, dtype); device = check_device(fn, device); check_finite(fn, A.numpy())
+    if check_bool(fn, 'normalize', normalize): A = _normalize_matrix(A).matrix
     return A.to(device=device, dtype=dtype)
 
 # %% ../nbs/05_operators.ipynb #a9552efb
@@ -124,7 +88,7 @@ def laplacian_1d(
     device=None, # device of the dense result
 )->torch.Tensor|sp.csr_matrix: # `(n, n)` matrix tridiag(-1, 2, -1)
     "The unscaled 1D Dirichlet Laplacian tridiag(-1, 2, -1) of size `n`."
-    n = _check_int('laplacian_1d', 'n', n, 1)
+    n = check_int('laplacian_1d', 'n', n, 1)
     return _finish_sparse(_tridiag(n, -1, 2, -1), 'laplacian_1d', normalize, sparse, dtype, device)
 
 # %% ../nbs/05_operators.ipynb #a2fadf9a
@@ -137,7 +101,7 @@ def laplacian_2d(
     device=None, # device of the dense result
 )->torch.Tensor|sp.csr_matrix: # `(n*n, n*n)` 5-point Laplacian, unknown (i, j) at index i*n + j
     "The unscaled 5-point Dirichlet Laplacian on an `n x n` grid, `T (x) I + I (x) T`."
-    n = _check_int('laplacian_2d', 'n', n, 2)
+    n = check_int('laplacian_2d', 'n', n, 2)
     T, I = _tridiag(n, -1, 2, -1), sp.identity(n, format='csr')
     return _finish_sparse(sp.kron(T, I) + sp.kron(I, T), 'laplacian_2d', normalize, sparse, dtype, device)
 
@@ -154,9 +118,9 @@ def convection_diffusion_1d(
 )->torch.Tensor|sp.csr_matrix: # `(n, n)` non-symmetric matrix with identity first and last rows
     "`-eps u'' + beta u'` on [0, 1]: central diffusion, first-order upwind convection, Dirichlet identity rows."
     fn = 'convection_diffusion_1d'
-    n = _check_int(fn, 'n', n, 3)
-    eps = _check_real(fn, 'eps', eps, 0.0)
-    beta = _check_real(fn, 'beta', beta)
+    n = check_int(fn, 'n', n, 3)
+    eps = check_real(fn, 'eps', eps, 0.0)
+    beta = check_real(fn, 'beta', beta)
     h = 1.0 / (n - 1)
     D = (eps / h**2) * _tridiag(n, -1, 2, -1)
     C = (abs(beta) / h) * (_tridiag(n, -1, 1, 0) if beta >= 0 else _tridiag(n, 0, 1, -1))  # upwind
@@ -175,9 +139,9 @@ def convection_diffusion_2d(
 )->torch.Tensor|sp.csr_matrix: # `(n*n, n*n)`, unknown (i, j) = (x, y) at index i*n + j
     "`-eps Lap u + beta u_x` on an `n x n` grid: Kronecker sum, upwind in x, Dirichlet values eliminated (no identity rows)."
     fn = 'convection_diffusion_2d'
-    n = _check_int(fn, 'n', n, 2)
-    eps = _check_real(fn, 'eps', eps, 0.0)
-    beta = _check_real(fn, 'beta', beta)
+    n = check_int(fn, 'n', n, 2)
+    eps = check_real(fn, 'eps', eps, 0.0)
+    beta = check_real(fn, 'beta', beta)
     h = 1.0 / (n - 1)
     T, I = _tridiag(n, -1, 2, -1), sp.identity(n, format='csr')
     C = _tridiag(n, -1, 1, 0) if beta >= 0 else _tridiag(n, 0, 1, -1)
@@ -195,7 +159,7 @@ def biharmonic_1d(
 )->torch.Tensor|sp.csr_matrix: # `(n, n)` SPD pentadiagonal matrix
     "1D biharmonic `L^T L`, `L` the Dirichlet (identity-row) 1D Laplacian scaled by 1/h^2, h = 1/(n-1)."
     fn = 'biharmonic_1d'
-    n = _check_int(fn, 'n', n, 3)
+    n = check_int(fn, 'n', n, 3)
     h = 1.0 / (n - 1)
     LD = _dirichlet_rows(_tridiag(n, -1, 2, -1))
     return _finish_sparse((LD.T @ LD) / h**4, fn, normalize, sparse, dtype, device)
@@ -212,8 +176,8 @@ def biharmonic_2d(
 )->torch.Tensor|sp.csr_matrix: # `(n*n, n*n)` SPD matrix with a 13-point stencil
     "2D biharmonic: the square of the unscaled 5-point Laplacian on an `n x n` grid plus `shift * I`."
     fn = 'biharmonic_2d'
-    n = _check_int(fn, 'n', n, 2)
-    shift = _check_real(fn, 'shift', shift, 0.0, closed_lo=True)
+    n = check_int(fn, 'n', n, 2)
+    shift = check_real(fn, 'shift', shift, 0.0, closed_lo=True)
     L = laplacian_2d(n, sparse=True)
     return _finish_sparse(L @ L + shift * sp.identity(n * n), fn, normalize, sparse, dtype, device)
 
@@ -231,9 +195,9 @@ def rbf_kernel(
     "Dense RBF kernel `exp(-(x_i - x_j)^2 / (2 l^2)) + nugget * I` on `linspace(0, 1, n)`."
     fn = 'rbf_kernel'
     _check_dense(fn, sparse)
-    n = _check_int(fn, 'n', n, 1)
-    length_scale = _check_real(fn, 'length_scale', length_scale, 0.0)
-    nugget = _check_real(fn, 'nugget', nugget, 0.0, closed_lo=True)
+    n = check_int(fn, 'n', n, 1)
+    length_scale = check_real(fn, 'length_scale', length_scale, 0.0)
+    nugget = check_real(fn, 'nugget', nugget, 0.0, closed_lo=True)
     x = torch.linspace(0, 1, n, dtype=torch.float64)
     K = torch.exp(-(x[:, None] - x[None, :])**2 / (2 * length_scale**2))
     return _finish_dense(K + nugget * torch.eye(n, dtype=torch.float64), fn, normalize, dtype, device)
@@ -250,8 +214,8 @@ def exponential_kernel(
     "Dense exponential (AR(1)) covariance `rho^|i-j|`; off-diagonal blocks have rank exactly 1."
     fn = 'exponential_kernel'
     _check_dense(fn, sparse)
-    n = _check_int(fn, 'n', n, 1)
-    rho = _check_real(fn, 'rho', rho, 0.0, 1.0)
+    n = check_int(fn, 'n', n, 1)
+    rho = check_real(fn, 'rho', rho, 0.0, 1.0)
     i = torch.arange(n, dtype=torch.float64)
     return _finish_dense(torch.pow(rho, (i[:, None] - i[None, :]).abs()), fn, normalize, dtype, device)
 
@@ -263,8 +227,8 @@ def block_bandwidth(
 )->int: # max |I - J| over nonzero blocks (0: block diagonal, 1: block tridiagonal)
     "Block bandwidth of `A` at block size `block_size`."
     fn = 'block_bandwidth'
-    P = _check_int(fn, 'block_size', block_size, 1)
-    tol = _check_real(fn, 'tol', tol, 0.0, closed_lo=True)
+    P = check_int(fn, 'block_size', block_size, 1)
+    tol = check_real(fn, 'tol', tol, 0.0, closed_lo=True)
     if not (sp.issparse(A) or isinstance(A, (torch.Tensor, np.ndarray))):
         raise TypeError(f"{fn}: expected a torch.Tensor, np.ndarray or scipy sparse matrix, got {type(A).__name__}")
     if len(A.shape) != 2 or A.shape[0] != A.shape[1] or A.shape[0] % P:
@@ -364,8 +328,8 @@ def make_operator(
     "Build an operator by name, returning it with the scale that was divided out (1.0 if `normalize=False`)."
     fn = 'make_operator'
     if not isinstance(name, str): raise TypeError(f"{fn}: expected `name` to be a str (a table row or a constructor name), got {type(name).__name__} {name!r}")
-    normalize, sparse = _check_bool(fn, 'normalize', normalize), _check_bool(fn, 'sparse', sparse)
-    device = check_device(device, fn)
+    normalize, sparse = check_bool(fn, 'normalize', normalize), check_bool(fn, 'sparse', sparse)
+    device = check_device(fn, device)
     if name in OPERATORS:
         case = OPERATORS[name]; op = case.operator; kwargs = {**case.kwargs, **kwargs}
     elif name in CONSTRUCTORS: op = name
@@ -374,7 +338,7 @@ def make_operator(
     if sparse and op not in SPARSE_OPERATORS:
         raise ValueError(f"{fn}: expected sparse=False for the dense operator {op!r} (sparse output exists for {list(SPARSE_OPERATORS)}), got sparse=True")
     n = ARTICLE_N[op] if n is None else n
-    _check_dtype(fn, dtype, sparse=sparse)
+    check_dtype(fn, dtype, sparse=sparse)
     A = CONSTRUCTORS[op](n, **kwargs, sparse=sparse)          # float64, unscaled
     A, scale = _normalize_matrix(A) if normalize else (A, 1.0)
     if sparse: return ScaledOperator(A if dtype == torch.float64 else A.astype(np.float32), scale)

@@ -7,11 +7,12 @@ __all__ = ['lower_block', 'upper_block', 'triangular_violations', 'is_block_tria
 
 # %% ../nbs/04_triangular.ipynb #1ce664c1
 import torch
-from .gfmm import GFMMBlock, bridge_offsets, _check_sizes
+from .gfmm import GFMMBlock, bridge_offsets
+from .core import check_sizes
 
 # %% ../nbs/04_triangular.ipynb #1f8816d6
 def _triangular_block(n_blocks, block_size, outer, interior, side, where, kw):
-    _check_sizes(n_blocks, block_size, where)
+    check_sizes(where, n_blocks, block_size)
     for bad in ('bridge', 'periodic', 'root_bridge'):
         if bad in kw: raise ValueError(f"{where}: {bad!r} is fixed by the triangular structure and cannot be passed")
     o, i = bridge_offsets(outer, where), bridge_offsets(interior, where)

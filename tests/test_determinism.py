@@ -105,12 +105,13 @@ def test_local_warm_start_matches_general_path(monkeypatch, case):
     """fit_lu with the local (far-field-free) warm start ends where the general warm start ends. On the random matrix
     only the warm start and the first L-BFGS step are compared: the two paths agree to rounding error, and L-BFGS with
     its line search amplifies rounding differences about a thousandfold per step (measured: 2e-14, 3e-12, 1e-8, 8e-5)."""
-    import lufmm_nb.training as tr
+    import lufmm_nb.trainer as tr, lufmm_nb.fit as fit
     from lufmm_nb import operators
     A = operators.laplacian_1d(128) if case == 'laplacian' else rand_A()
     run = lambda: fit_lu(A, 8, preset='quick', progress=False, max_steps=None if case == 'laplacian' else 1)
     local, h_local = run()
-    monkeypatch.setattr(tr, '_far_zero', lambda net: False)          # force the general path for every stage
+    monkeypatch.setattr(tr, 'far_field_zero', lambda net: False)     # force the general path for every stage
+    monkeypatch.setattr(fit, 'far_field_zero', lambda net: False)
     general, h_general = run()
     assert h_local.block == h_general.block and len(h_local) == len(h_general) == (0 if case == 'laplacian' else 1)
     assert max([abs(a - b) / b for a, b in zip(h_local.loss, h_general.loss)], default=0.) <= 1e-12

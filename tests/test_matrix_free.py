@@ -4,8 +4,10 @@ import tracemalloc
 import numpy as np, pytest, torch
 from scipy.sparse.linalg import LinearOperator
 from lufmm_nb import operators, fit_lu
-from lufmm_nb.precond import (fit_matrix_free, krylov_solve, no_large_tensors, scale_run, estimate_fit_lu_time,
-                              _in_subprocess)
+from lufmm_nb.precond import krylov_solve
+from lufmm_nb.matrix_free import fit_matrix_free, estimate_fit_lu_time
+from lufmm_nb.testing import no_large_tensors
+from lufmm_nb.bench_precond import scale_run, _in_subprocess
 
 
 class NoDense(LinearOperator):

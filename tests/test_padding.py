@@ -95,7 +95,7 @@ def test_auto_block_size_dense_banded_and_wide():
     assert (net.block_size, net.n_blocks) == (50, 2)
     perm = np.random.default_rng(0).permutation(900)                 # a scrambled mesh: its band is nearly N wide
     S = grid_poisson(30)[perm][:, perm]
-    from lufmm_nb.training import _auto_block_size
+    from lufmm_nb.prepare import auto_block_size as _auto_block_size
     from lufmm_nb import MatVecOperator
     P, why = _auto_block_size(MatVecOperator(S), None)
     assert P == 32 and 'above 256' in why and "order='rcm'" in why

@@ -12,7 +12,7 @@ from .fmm1 import fmm1_compress, fmm1_matvec, FMM1
 from .fmm import FMMMatrix, pow2_scale
 from .gfmm import GFMMBlock, clear_caches, weights_fingerprint, gfmm_from_fmm, gfmm_reference_dense, bridge_offsets, BRIDGE_PATTERNS
 from .triangular import lower_block, upper_block
-from . import operators
+from . import gallery, operators
 from .kernels import KernelMatrix, tree_order
 from .core import SingularBlockError, TrainingDiverged, PoorPreconditionerError, UnsafeCheckpointError
 from .linop import MatVecOperator
@@ -20,22 +20,23 @@ from .lunet import LUNet, plain_checkpoint
 from .fit import fit_lu, PRESETS, matrix_fingerprint, pivot_conditions, probe_error
 from .trainer import TrainHistory
 from .compress import compress_lu, compress_gfmm, block_lu, block_tridiagonal_lu, pivot_split, rel_error
-from .solve import lu_solve, lu_slogdet, triangular_solve, dense_block_solve, default_max_cond
-from .lu_operators import preconditioner_deviation
-from .metrics import evaluate_lu, format_metrics, metrics_table, error_heatmap
+from .solve import triangular_solve, dense_block_solve, default_max_cond
+from .factors import lu_solve, lu_slogdet
+from .factors import preconditioner_deviation
+from .metrics import evaluate_lu, estimate_lu_error, format_metrics, metrics_table, error_heatmap
 from .precond import (krylov_solve, krylov_compare, jacobi_preconditioner, ilu_preconditioner, amg_preconditioner,
                               learned_preconditioner, breakeven_rhs)
 from .matrix_free import fit_matrix_free
-from .bench_precond import bench_precond
+from .precond_bench import bench_precond
 from .bench import run_benchmarks
 
 # %% ../nbs/99_api.ipynb #99f5e6f1
 __all__ = [  # what `from lufmm_nb import *` gives: the names above, so that star imports and docs tools see the API
     'check_operator', 'fmm1_compress', 'fmm1_matvec', 'FMM1', 'FMMMatrix', 'GFMMBlock', 'gfmm_from_fmm', 'gfmm_reference_dense',
-    'bridge_offsets', 'BRIDGE_PATTERNS', 'lower_block', 'upper_block', 'operators', 'LUNet', 'MatVecOperator',
+    'bridge_offsets', 'BRIDGE_PATTERNS', 'lower_block', 'upper_block', 'gallery', 'operators', 'LUNet', 'MatVecOperator',
     'UnsafeCheckpointError', 'plain_checkpoint', 'fit_lu', 'TrainHistory', 'TrainingDiverged', 'PRESETS', 'matrix_fingerprint',
     'compress_lu', 'compress_gfmm', 'block_lu', 'lu_solve', 'triangular_solve', 'dense_block_solve', 'SingularBlockError',
-    'evaluate_lu', 'format_metrics', 'metrics_table', 'error_heatmap', 'krylov_solve', 'krylov_compare', 'jacobi_preconditioner',
+    'evaluate_lu', 'estimate_lu_error', 'format_metrics', 'metrics_table', 'error_heatmap', 'krylov_solve', 'krylov_compare', 'jacobi_preconditioner',
     'ilu_preconditioner', 'amg_preconditioner', 'learned_preconditioner', 'fit_matrix_free', 'breakeven_rhs', 'bench_precond',
     'run_benchmarks', 'pow2_scale', 'clear_caches', 'weights_fingerprint', 'pivot_conditions', 'probe_error', 'pivot_split',
     'rel_error', 'default_max_cond', 'lu_slogdet', 'PoorPreconditionerError', 'preconditioner_deviation', 'block_tridiagonal_lu',

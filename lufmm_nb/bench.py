@@ -101,7 +101,7 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' o
                    quick:bool=False,  # small sizes only
                   )->dict:
     "Run the named benchmarks; optionally write markdown summaries."
-    from lufmm_nb.bench_solve import bench_solve
+    from lufmm_nb.solve_bench import bench_solve
     todo = ['gfmm', 'training', 'solve', 'precond'] if which == 'all' else [which]
     res = {}
     for w in todo:
@@ -112,7 +112,7 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' o
             res[w] = rows + [step]
         elif w == 'solve': res[w] = bench_solve(sizes=(1024,) if quick else (4096, 16384))
         elif w == 'precond':
-            from lufmm_nb.bench_precond import bench_precond
+            from lufmm_nb.precond_bench import bench_precond
             out_p = bench_precond(quick=quick)          # {'cases': [...], 'scale': [...]}: keep the scalar columns
             flat = lambda r: {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool, type(None)))}
             for part in ('cases', 'scale'):

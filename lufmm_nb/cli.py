@@ -152,7 +152,7 @@ ARTICLE_CONFIGS = ('laplacian_1d_no_transpose', 'laplacian_1d_no_blockwise', 'la
 
 def _run_case(key, preset, dtype, device, seed, n_samples, progress, time_limit=None, **kw):
     "Train one row of the table with `preset` and evaluate it: a result dict for the table and the figures."
-    from lufmm_nb.operators import OPERATORS
+    from lufmm_nb.article import OPERATORS
     from lufmm_nb.fit import fit_lu
     from lufmm_nb.metrics import evaluate_lu
     c = OPERATORS[key]
@@ -170,7 +170,7 @@ def _run_case(key, preset, dtype, device, seed, n_samples, progress, time_limit=
 def article_experiment(steps:int=2000,    # optimiser steps per configuration (block-wise: split evenly over the blocks)
                        seed:int=0, n_samples:int=1000, device=None, progress:bool=False, verbose:bool=True)->list:
     "The article's own experiment: the three 1D Laplacian configurations, from a random start with its Adam schedule, float32, for `steps` steps each."
-    from lufmm_nb.operators import OPERATORS
+    from lufmm_nb.article import OPERATORS
     res = []
     for key in ARTICLE_CONFIGS:
         c = OPERATORS[key]
@@ -230,7 +230,7 @@ def reproduce_table(preset:str='best', out='results', time_limit:float=None, dty
     "Train and evaluate every row of the article's table; write JSON, markdown and figures to `out`."
     import json
     from pathlib import Path
-    from lufmm_nb.operators import OPERATORS
+    from lufmm_nb.article import OPERATORS
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     dtype = dtype or (torch.float32 if preset == 'seed' else torch.float64)
     if time_limit is None and preset == 'best': time_limit = 600.   # per row; a cap, not a target

@@ -183,7 +183,7 @@ def reset_parameters(self:GFMMBlock, scale:float=0.1):
     return self
 
 @patch
-def _cache(self:GFMMBlock, name):
+def cache(self:GFMMBlock, name):
     "A named dict of weight-derived values: dropped by `clear_caches`, never copied or pickled with the block."
     return self.__dict__.setdefault('_caches', {}).setdefault(name, {})
 
@@ -203,7 +203,7 @@ def _masked(self:GFMMBlock, name, make):
     p = getattr(self, name)
     if torch.is_grad_enabled(): return make()
     key = (param_key(p), self.structure_key())
-    cache = self._cache('edges')
+    cache = self.cache('edges')
     if name not in cache or cache[name][0] != key: cache[name] = (key, make())
     return cache[name][1]
 

@@ -239,3 +239,15 @@ def sparse_matrix(self:MatVecOperator):
 def dense_matrix(self:MatVecOperator):
     "The (N, N) tensor behind a dense operator (None for other kinds)."
     return self._T if self.kind == 'tensor' else None
+
+# %% ../nbs/04b_linop.ipynb #15e042d5
+@patch
+def to_scipy(self:MatVecOperator):
+    "`A` as scipy's solvers take it: the CSR matrix (sparse input), a float64 ndarray (dense input), the `LinearOperator` itself, or one wrapping the callable."
+    if self.kind == 'sparse': return self._S
+    if self.kind == 'tensor': return self._T.detach().cpu().double().numpy()
+    if self.kind == 'linop': return self.A
+    cols = lambda X: torch.as_tensor(np.asarray(X, dtype=np.float64).reshape(self.N, -1), dtype=self.dtype).to(self.device)
+    f = lambda X: self.matmat(cols(X)).cpu().double().numpy()
+    rf = (lambda X: self.rmatmat(cols(X)).cpu().double().numpy()) if self.has_transpose else None
+    return LinearOperator(self.shape, matvec=f, matmat=f, rmatvec=rf, rmatmat=rf, dtype=np.float64)

@@ -120,6 +120,11 @@ def clear_caches(self:LUNet)->LUNet:
     "Drop every cached derived quantity (masked edges, solve factorisations, pivot conditions); they are rebuilt on the next use."
     return clear_caches(self)
 
+@patch
+def cache(self:LUNet, name:str)->dict:
+    "A named dict of weight-derived values held by the network (the solve keeps its pivot conditions here); dropped by `clear_caches`."
+    return self.__dict__.setdefault('_caches', {}).setdefault(name, {})
+
 # %% ../nbs/06_lunet.ipynb #e7ae25dd
 @patch
 def solve(self:LUNet, b,                  # (n,) or (n, k) right-hand sides (column convention), tensor or ndarray, in the user's numbering
@@ -127,25 +132,25 @@ def solve(self:LUNet, b,                  # (n,) or (n, k) right-hand sides (col
           max_cond:float=None,            # largest accepted condition number of a diagonal block or pivot; `None`: `default_max_cond`
          ):
     "Solve `L^ U^ x = b` by the structured block substitution (`lu_solve`)."
-    from lufmm_nb.solve import lu_solve       # imported here: the solve chapter builds on this one
+    from lufmm_nb.factors import lu_solve     # imported here: the chapter on solving builds on this one
     return lu_solve(self, b, transpose=transpose, max_cond=max_cond)
 
 @patch
 def slogdet(self:LUNet)->tuple:
     "`(sign, log |det(L^ U^)|)` from the diagonal blocks of the factors (`lu_slogdet`), like `torch.linalg.slogdet`."
-    from lufmm_nb.solve import lu_slogdet
+    from lufmm_nb.factors import lu_slogdet
     return lu_slogdet(self)
 
 @patch
 def logdet(self:LUNet)->float:
     "`log det(L^ U^)` like `torch.logdet`: `nan` for a negative determinant, `-inf` for a singular factor."
-    from lufmm_nb.solve import lu_logdet
+    from lufmm_nb.factors import lu_logdet
     return lu_logdet(self)
 
 @patch
 def as_linear_operator(self:LUNet):
     "`L^ U^` as a scipy `LinearOperator` in the user's size and numbering (`lu_linear_operator`)."
-    from lufmm_nb.lu_operators import lu_linear_operator
+    from lufmm_nb.factors import lu_linear_operator
     return lu_linear_operator(self)
 
 @patch
@@ -155,7 +160,7 @@ def as_preconditioner(self:LUNet, A=None,  # the matrix the factors precondition
                       max_cond:float=None, # passed on to the structured solve
                      ):
     "`(L^ U^)^{-1}` as a scipy `LinearOperator` for Krylov solvers' `M=` (`lu_preconditioner`); `.deviation` says how far `(L^ U^)^{-1} A` is from I when A is given."
-    from lufmm_nb.lu_operators import lu_preconditioner
+    from lufmm_nb.factors import lu_preconditioner
     return lu_preconditioner(self, A, check=check, max_deviation=max_deviation, max_cond=max_cond)
 
 # %% ../nbs/06_lunet.ipynb #c4b0740e

@@ -20,15 +20,8 @@ from .matrix_free import fit_matrix_free
 
 # %% ../nbs/10_precond.ipynb #3d07bf6c
 def _as_operator(A, where):
-    "`A` as something scipy's solvers accept (sparse matrix, ndarray or LinearOperator); torch tensors become ndarrays."
-    if isinstance(A, torch.Tensor): A = A.detach().cpu().numpy()
-    if not (sp.issparse(A) or isinstance(A, (np.ndarray, LinearOperator))):
-        raise TypeError(f"{where}: expected A as a scipy sparse matrix, ndarray, torch tensor or LinearOperator, got {type(A).__name__}")
-    if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"{where}: expected a square A, got shape {tuple(A.shape)}")
-    if A.dtype is not None and np.dtype(A.dtype).kind not in 'fiub':
-        raise TypeError(f"{where}: expected a real A, got dtype {A.dtype}")
-    return A
+    "`A` as scipy's solvers take it (CSR matrix, ndarray or `LinearOperator`), checked and converted by the library's one operator type."
+    return MatVecOperator.checked(A, where, check_finite=False).to_scipy()   # NaN products: `_finite` says which
 
 def _finite(y, where, what):
     "`y` as a float64 ndarray, or a clear error when it is complex, NaN or Inf."

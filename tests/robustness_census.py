@@ -33,7 +33,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator
 from lufmm_nb import *
 from lufmm_nb import operators
 from lufmm_nb.lunet import MatVecOperator
-from lufmm_nb.solve import well_conditioned_lunet
+from lufmm_nb.testing import well_conditioned_lunet
 torch.set_num_threads(1)
 f64 = torch.float64
 Q = dict(preset='quick', progress=False)                  # every training case: tiny N, the quick preset

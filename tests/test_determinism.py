@@ -5,7 +5,7 @@ The matrix is a random dense one (4 I + 0.3 G): no LUNet represents it exactly, 
 steps (the 1D Laplacian is solved by the least-squares warm start alone, which would make these tests vacuous)."""
 import pytest, torch
 from lufmm_nb import GFMMBlock, LUNet, fit_lu, lower_block
-from lufmm_nb.solve import well_conditioned_lunet
+from lufmm_nb.testing import well_conditioned_lunet
 
 f64 = torch.float64
 devices = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device'))]

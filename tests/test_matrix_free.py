@@ -6,27 +6,12 @@ from scipy.sparse.linalg import LinearOperator
 from lufmm_nb import operators, fit_lu
 from lufmm_nb.precond import krylov_solve
 from lufmm_nb.matrix_free import fit_matrix_free, estimate_fit_lu_time
-from lufmm_nb.testing import no_large_tensors
-from lufmm_nb.bench_precond import scale_run, _in_subprocess
+from lufmm_nb.testing import no_large_tensors, ProductsOnly
+from lufmm_nb.precond_bench import scale_run, _in_subprocess
 
 
-class NoDense(LinearOperator):
-    "A sparse matrix available only through products; every dense conversion raises."
-    def __init__(self, S):
-        super().__init__(np.float64, S.shape)
-        self.S, self.products = S, 0
-    def _matvec(self, x): self.products += 1; return self.S @ x
-    def _matmat(self, X): self.products += X.shape[1]; return self.S @ X
-    def _rmatvec(self, x): self.products += 1; return self.S.T @ x
-    def _rmatmat(self, X): self.products += X.shape[1]; return self.S.T @ X
-    def _adjoint(self): return NoDense(self.S.T.tocsr())
-    def todense(self): raise AssertionError('NoDense: dense conversion requested')
-    def toarray(self): raise AssertionError('NoDense: dense conversion requested')
-    def __array__(self, *args, **kw): raise AssertionError('NoDense: dense conversion requested')
-
-
-def test_nodense_refuses():
-    A = NoDense(operators.laplacian_1d(64, sparse=True))
+def test_products_only_refuses():
+    A = ProductsOnly(operators.laplacian_1d(64, sparse=True))
     for f in (A.todense, A.toarray, lambda: np.asarray(A)):
         with pytest.raises(AssertionError, match='dense conversion'): f()
 
@@ -55,7 +40,7 @@ def _gmres_ratio(S, net, maxiter=600):
 def test_fit_lu_quick_matrix_free(make):
     N = 4096
     S = make(N, sparse=True)
-    A = NoDense(S)
+    A = ProductsOnly(S)
     net, hist = _guarded(lambda: fit_lu(A, block_size=32, preset='quick', progress=False), N, 1 / 16)
     assert A.products < 4 * N                                # products only: ~2 P per stage plus the scale
     plain, prec = _gmres_ratio(S, net)
@@ -68,7 +53,7 @@ def test_fit_lu_best_matrix_free_when_blockwise_is_exact(make):
     "end-to-end polish (both of which would form N x N arrays) is needed, and none happens."
     N = 4096
     S = make(N, sparse=True)
-    A = NoDense(S)
+    A = ProductsOnly(S)
     net, hist = _guarded(lambda: fit_lu(A, block_size=32, preset='best', progress=False), N, 1 / 16)
     assert hist.init == 'banded' and len(hist) == 0 and net.training_state['phase'] == 'done'
     assert A.products < 4 * N
@@ -80,7 +65,7 @@ def test_fit_lu_best_matrix_free_when_blockwise_is_exact(make):
 def test_fit_matrix_free_16384(make):
     N = 16384
     S = make(N, sparse=True)
-    A = NoDense(S)
+    A = ProductsOnly(S)
     net, info = _guarded(lambda: fit_matrix_free(A, 32), N, 1 / 64)
     assert A.products == info['products'] == 3 * 32 + 4
     assert info['probe_rel_err'] < 1e-12
@@ -127,3 +112,17 @@ def test_scale_65536_matrix_free(op):
 def test_fit_lu_quick_16384_subprocess():
     r = _in_subprocess(scale_run, 'convection_diffusion_1d', 16384, 'quick')
     assert r['peak_rss_mb'] < 4000 and r['lu_conv'] and r['lu_iters'] * 3 <= r['none_iters'], r
+
+
+def test_estimate_lu_error_is_matrix_free():
+    "The randomized error estimates of `evaluate_lu` above max_n form nothing of size N x N (an operator that refuses densification, and torch's dispatch guard)."
+    from lufmm_nb.metrics import estimate_lu_error, evaluate_lu
+    N = 4096
+    S = operators.laplacian_1d(N, sparse=True)
+    net, _ = fit_lu(S, 32, preset='quick', progress=False)
+    A = ProductsOnly(S + 1e-6 * operators.laplacian_1d(N, sparse=True) @ operators.laplacian_1d(N, sparse=True))
+    with no_large_tensors(N * N * 8 // 16):
+        est = estimate_lu_error(net, A, k=6, power_steps=3)
+        r = evaluate_lu(net, A, max_n=1024, n_samples=4)
+    assert r['method'] == 'randomized' and 0 < est['op_err_rel'] < 1e-4 and 0 < est['op_err_fro_rel'] < 1e-4
+    assert est['products']['A'] > 0 and A.products == est['products']['A'] + est['products']['A^T'] + r['products']['A'] + r['products']['A^T']

@@ -9,7 +9,7 @@ from scipy.sparse.linalg import aslinearoperator
 from lufmm_nb import (FMMMatrix, GFMMBlock, gfmm_from_fmm, lower_block, upper_block, LUNet, MatVecOperator,
                       fit_lu, TrainingDiverged, lu_solve, triangular_solve, SingularBlockError, operators as ops, compress_lu)
 from lufmm_nb.triangular import check_block_triangular
-from lufmm_nb.solve import well_conditioned_lunet
+from lufmm_nb.testing import well_conditioned_lunet
 
 f64 = torch.float64
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
-from .operators import block_bandwidth
+from .gallery import block_bandwidth
 from .fit import fit_lu
 from .precond import (krylov_solve, krylov_compare, format_table, jacobi_preconditioner, ilu_preconditioner,
                               amg_preconditioner, learned_preconditioner)
@@ -148,7 +148,7 @@ def bench_precond(quick:bool=False,           # small sizes only (seconds instea
     out = dict(cases=[], scale=[])
     for op, n, P in cases:
         out['cases'] += precond_case(op, n, P, presets=presets, time_limit=time_limit, verbose=verbose)
-    try: from lufmm_nb.bench_precond import scale_run as run  # the module's copy: picklable for the subprocess
+    try: from lufmm_nb.precond_bench import scale_run as run  # the module's copy: picklable for the subprocess
     except ImportError: run = scale_run
     call = (lambda *a: _in_subprocess(run, *a)) if subprocess else run
     if verbose and scale_sizes: print(f"== matrix-free factorisation at scale (operators given as LinearOperators, P = 32, GMRES(50), rtol 1e-8)", flush=True)

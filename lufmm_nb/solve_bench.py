@@ -9,12 +9,13 @@ __all__ = ['bench_solve']
 import time
 import numpy as np, torch
 import scipy.linalg
-from .solve import lu_solve, well_conditioned_lunet
+from .factors import lu_solve
+from .testing import well_conditioned_lunet
 
 # %% ../nbs/12b_bench_solve.ipynb #01fdcaee
 def _cache_bytes(block):
     "Bytes held by a block's solve cache (diagonal-block LU, inverses and gathered op weights)."
-    c = block.__dict__.get('_caches', {}).get('solve') or {}
+    c = block.cache('solve')
     ts = list((c.get('diag') or ())[:4]) + [t for ops in c.get('ops', {}).values() for op in ops for t in op[1:3] if t is not None]
     return sum(t.numel() * t.element_size() for t in ts)
 

@@ -132,8 +132,8 @@ def preconditioner_deviation(net,            # a `LUNet`
                              power_steps:int=2, # power-iteration steps on (B - I)^T (B - I), B = (L^ U^)^{-1} A (needs A^T; 0 for plain probes)
                              seed:int=20261204,
                              where:str='preconditioner_deviation', # the public function to name in errors
-                            )->float:        # a lower estimate of ||(L^ U^)^{-1} A - I||_2
-    "How far `(L^ U^)^{-1} A` is from the identity, from `k (1 + 2 power_steps)` products with A, A^T and structured solves."
+                            )->float:        # a lower estimate of ||(L^ U^)^{-1} A - I||_2 (inf when the solve itself fails)
+    "How far `(L^ U^)^{-1} A` is from the identity, from `k (1 + 2 power_steps)` products with A, A^T and structured solves; `inf` when a structured solve of the probes overflows or meets a singular pivot."
     if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
     Aop = A if isinstance(A, MatVecOperator) else MatVecOperator.checked(A, where, dtype=torch.float64)
     if Aop.N != net.n: raise ValueError(f"{where}: the network is for N = {net.n} but A has N = {Aop.N}")
@@ -141,12 +141,16 @@ def preconditioner_deviation(net,            # a `LUNet`
     f64 = lambda Y: torch.as_tensor(Y).double().cpu()
     to = lambda X: X.to(dtype=Aop.dtype, device=Aop.device)
     est = 0.
-    for step in range(power_steps + 1):
-        Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(1e-300)
-        R = f64(lu_solve(net, f64(Aop.matmat(to(Z))))) - Z            # (B - I) z for unit z
-        est = max(est, float(torch.linalg.norm(R, dim=0).max()))
-        if step == power_steps or not Aop.has_transpose or not math.isfinite(est): break
-        Z = f64(Aop.rmatmat(to(f64(lu_solve(net, R, transpose=True))))) - R   # (B - I)^T (B - I) z
+    try:
+        for step in range(power_steps + 1):
+            Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(1e-300)
+            R = f64(lu_solve(net, f64(Aop.matmat(to(Z))))) - Z            # (B - I) z for unit z
+            est = max(est, float(torch.linalg.norm(R, dim=0).max()))
+            if step == power_steps or not Aop.has_transpose or not math.isfinite(est): break
+            Z = f64(Aop.rmatmat(to(f64(lu_solve(net, R, transpose=True))))) - R   # (B - I)^T (B - I) z
+    except ValueError as e:                                             # overflow or a singular pivot: unusable factors
+        if not str(e).startswith('lu_solve:'): raise
+        return math.inf
     return est if math.isfinite(est) else math.inf
 
 def lu_preconditioner(self, A=None,               # the matrix the factors precondition: if given, `(L^ U^)^{-1} A` is checked against the identity
@@ -171,8 +175,10 @@ def lu_preconditioner(self, A=None,               # the matrix the factors preco
     if check is None: return op
     op.deviation = d = preconditioner_deviation(self, A, where=where)
     if not d < max_deviation:
+        why = (" (the structured solve of random right-hand sides overflows or meets a singular pivot: the factors cannot be "
+               "used as they are)" if d == math.inf else "")
         msg = (f"{where}: (L^ U^)^{{-1}} A is far from the identity: ||(L^ U^)^{{-1}} A - I||_2 >= {d:.3g} (estimated from random "
-               f"probes), above max_deviation = {max_deviation:g}. A Krylov solver preconditioned with it may need many iterations "
+               f"probes){why}, above max_deviation = {max_deviation:g}. A Krylov solver preconditioned with it may need many iterations "
                "or, left-preconditioned (scipy's gmres), report convergence while the true residual ||b - A x|| / ||b|| is far above "
                "its tolerance: check the true residual (krylov_solve does), or refit (a larger block_size, a longer time_limit)")
         if check == 'raise': raise PoorPreconditionerError(msg, d)

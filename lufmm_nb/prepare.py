@@ -42,7 +42,7 @@ def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu'):
     return p.astype(np.int64), "order: the permutation given"
 
 # %% ../nbs/07b_prepare.ipynb #08eb411b
-def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256):
+def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, reordered:bool=False):
     "The block size `fit_lu` picks for `block_size='auto'`, and why (a sentence for `history.choices`)."
     N = Aop.N
     if n_blocks is not None:
@@ -51,7 +51,9 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256):
     if b is None: return 32, "block_size 32: A is known only by its products, so its bandwidth is unknown"
     target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
     if target > max_block:
-        hint = ("an ordering that narrows the band, such as order='rcm', would help" if Aop.kind == 'sparse' else
+        hint = (("the band stays this wide after reverse Cuthill-McKee, as for a 3D mesh: expect a weaker preconditioner than "
+                 "the exact factors of a narrow band" if reordered else "an ordering that narrows the band, such as order='rcm', "
+                 "would help") if Aop.kind == 'sparse' else
                 "A is dense, so the blocks away from the diagonal are approximated through the tree")
         return 32, (f"block_size 32: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal "
                     f"and the factors are approximate ({hint})")
@@ -114,7 +116,7 @@ def prepare_operator(A,                         # anything `MatVecOperator` acce
         notes.append(f"kernel: formed from its entries (N = {N} <= compress_max_n = {kernel_max_n}), so that its exact block "
                      "LU is available")
     if isinstance(block_size, str) and block_size == 'auto':
-        block_size, note = auto_block_size(Aop, n_blocks); notes.append(note)
+        block_size, note = auto_block_size(Aop, n_blocks, reordered=perm is not None); notes.append(note)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")
     if n_blocks is None:                                  # the smallest power of two >= 2 of blocks that holds A

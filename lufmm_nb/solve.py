@@ -58,10 +58,14 @@ def factor_diagonal_blocks(D):
 
 def pivot_block_conditions(DL, DU, DLinv, DUinv):
     "2-norm condition numbers of the pivots `L_ii U_ii` (M,), float64 on the CPU: the larger of two estimates."
-    S = DL.double() @ DU.double()                            # the pivot blocks themselves
-    by_svd = torch.linalg.cond(S)                            # floored by the rounding of forming S ...
-    by_inv = torch.linalg.matrix_norm(S, 2) * torch.linalg.matrix_norm(DUinv.double() @ DLinv.double(), 2)   # ... this one is not
-    return torch.maximum(by_svd, by_inv).cpu().nan_to_num(nan=math.inf)
+    S, Sinv = DL.double() @ DU.double(), DUinv.double() @ DLinv.double()     # the pivot blocks and their inverses
+    ok = torch.isfinite(S).flatten(1).all(1) & torch.isfinite(Sinv).flatten(1).all(1)   # an overflow is an infinite condition
+    cond = torch.full((S.shape[0],), math.inf, dtype=torch.float64, device=S.device)
+    if bool(ok.any()):
+        by_svd = torch.linalg.cond(S[ok])                        # floored by the rounding of forming S ...
+        by_inv = torch.linalg.matrix_norm(S[ok], 2) * torch.linalg.matrix_norm(Sinv[ok], 2)   # ... this one is not
+        cond[ok] = torch.maximum(by_svd, by_inv)
+    return cond.cpu().nan_to_num(nan=math.inf)
 
 def default_max_cond(block_size:int,  # diagonal block size `P`
                      dtype,           # dtype of the factors

@@ -253,12 +253,13 @@ def end_to_end(self:Trainer)->bool:
     with torch.no_grad(): start = float(loss_fn())
     skip = start <= floor
     good = [p.detach().clone() for p in self.params] if st['phase'] == 'polish' and not skip else None
+    n0 = len(hist)
     ok = True if skip else self.run_phase(loss_fn, -1, None, float('inf'), steps, floor)
-    if good is not None:                                   # the polish never leaves worse factors than it found
+    if good is not None and len(hist) > n0:                # the polish never leaves worse factors than it found
         with torch.no_grad():
             if not float(loss_fn()) < start:
                 self._restore(good)
-                hist.choices.append(f"polish: {len(hist)} optimiser steps did not lower the loss; the factors they started from were kept")
+                hist.choices.append(f"polish: {len(hist) - n0} optimiser steps did not lower the loss; the factors they started from were kept")
     if ok: st.update(phase='done')
     return ok
 

@@ -371,7 +371,9 @@ add("net = wnet(); r = evaluate_lu(net, D(net), n_samples=20)", OK, "all_(is_(r[
 add("evaluate_lu(wnet(), torch.eye(16, dtype=f64), n_samples=10)"); add("evaluate_lu(wnet(), D(wnet()).tolist())")
 add("evaluate_lu(wnet(), nan_at(torch.eye(8, dtype=f64)))"); add("evaluate_lu(wnet(), torch.eye(8, dtype=torch.complex128))")
 add("evaluate_lu(wnet(), torch.zeros(8, 8, dtype=f64))"); add("evaluate_lu(wnet(), lambda X: X)")
-for a in ('n_samples=0', 'n_samples=1.5', 'batch=0', 'max_n=4', "seed='x'"): add(f"net = wnet(); r = evaluate_lu(net, D(net), {a})")
+for a in ('n_samples=0', 'n_samples=1.5', 'batch=0', 'max_n=4, estimate=False', "seed='x'"): add(f"net = wnet(); r = evaluate_lu(net, D(net), {a})")
+add("net = wnet(); r = evaluate_lu(net, D(net), max_n=4)", OK,            # above max_n: randomized estimates from products
+    "is_(r['method'] == 'randomized' and r['op_err_rel'] < 1e-12 and r['op_err_fro_rel'] < 1e-12, f\"{r['op_err_rel']}\")")
 add("net = wnet(); r = evaluate_lu(net, D(net), max_cond=-1)", E, "is_(r['solve_error'] is None, f\"ex_lu={r['ex_lu']}, solve_error={r['solve_error']!r}\")")
 add("net = wnet(); r = evaluate_lu(net, D(net), n_samples=1)", OK, "is_(r['ex_lu'] < 1e-10, f\"ex_lu {r['ex_lu']:.1e}\")")
 add("net = wnet(); r = evaluate_lu(net, aslinearoperator(D(net)), n_samples=5)", OK, "is_(r['op_err_rel'] < 1e-12, f\"op_err_rel {r['op_err_rel']:.1e}\")")
@@ -384,6 +386,11 @@ add("net = wnet().float(); r = evaluate_lu(net, D(net), n_samples=5)", OK, "is_(
 add("format_metrics({})", names=('format_metrics',)); add("metrics_table({'N': 8})", names=('metrics_table',))
 add("error_heatmap(wnet(), torch.eye(16, dtype=f64))", names=('error_heatmap',))
 
+section('estimate_lu_error')
+add("net = wnet(); r = estimate_lu_error(net, D(net))", OK, "is_(r['op_err_rel'] < 1e-12 and r['op_err_fro_rel'] < 1e-12, f\"{r}\")")
+for a in ('k=0', 'power_steps=-1', "k='4'"): add(f"net = wnet(); r = estimate_lu_error(net, D(net), {a})")
+add("net = wnet(); r = estimate_lu_error(net, np.eye(4))"); add("r = estimate_lu_error('net', np.eye(8))")
+add("net = wnet(); r = estimate_lu_error(net, MatVecOperator(lambda X: X, n=8))")   # no A^T: the 2-norm needs it
 section('triangular_solve')
 add("net = wnet(); b = rhs(8); r = triangular_solve(net.L, b)", OK, "close(r, np.linalg.solve(D(net.L), to_np(b)))")
 add("net = wnet(); b = rhs(8); r = triangular_solve(net.U, b, lower=False)", OK, "close(r, np.linalg.solve(D(net.U), to_np(b)))")

@@ -62,3 +62,17 @@ def test_learned_preconditioner_checks():
     assert M.deviation is not None and M.deviation < 1e-8
     with pytest.raises(ValueError, match="learned_preconditioner: check must be 'warn', 'raise' or None"): learned_preconditioner(S, 16, check=1)
     assert learned_preconditioner(S, 16, check=None).deviation is None
+
+
+def test_factors_whose_solve_overflows_are_refused_with_the_reason():
+    "A structured solve that overflows on the check's probes is an infinite deviation, reported as such, not an error from inside the check."
+    from lufmm_nb.testing import well_conditioned_lunet
+    net = well_conditioned_lunet(8, 4, seed=0)
+    with torch.no_grad():
+        for B in (net.L, net.U): B.bridge[B.offsets.index(0), B.n_blocks - 1:] *= 1e-170   # tiny, well-conditioned pivots
+    A = np.eye(32)
+    assert preconditioner_deviation(net, A) == float('inf')
+    with pytest.raises(PoorPreconditionerError, match='overflows or meets a singular pivot') as e: net.as_preconditioner(A, check='raise')
+    assert e.value.deviation == float('inf')
+    with pytest.warns(UserWarning, match='overflows or meets a singular pivot'): net.as_preconditioner(A)
+    with pytest.raises(ValueError, match='the network is for N = 32 but A has N = 16'): preconditioner_deviation(net, np.eye(16))

@@ -198,13 +198,15 @@ def weights_key(self:GFMMBlock)->tuple:
     return tuple(param_key(p) for p in (self.enc, self.dec, self.bridge))
 
 @patch
-def _masked(self:GFMMBlock, name, make):
-    "Effective weight `make()`, cached outside autograd and rebuilt whenever the parameter's values or the structure change."
+def _masked(self:GFMMBlock, name, make, absent=None):
+    "Effective weight `make()`, cached outside autograd and rebuilt whenever the parameter's values or the structure change; where every absent edge (`absent`, a bool mask over the leading dims) already holds zeros, the parameter itself, without a copy."
     p = getattr(self, name)
     if torch.is_grad_enabled(): return make()
     key = (param_key(p), self.structure_key())
     cache = self.cache('edges')
-    if name not in cache or cache[name][0] != key: cache[name] = (key, make())
+    if name not in cache or cache[name][0] != key:
+        zero = absent is not None and not bool(p.detach()[absent].any())     # the usual case: absent edges start at zero
+        cache[name] = (key, p.detach() if zero else make())                  # and get no gradient: half the memory
     return cache[name][1]
 
 # %% ../nbs/03_gfmm.ipynb #15a41b45
@@ -215,8 +217,9 @@ def edges(self:GFMMBlock):
     def bridge():
         bw = self.bridge[:, self.node_level] if self.toeplitz else self.bridge
         return bw * self.bridge_mask.to(bw.dtype)[..., None, None]
-    return (self._masked('enc', lambda: self.enc * em()), self._masked('dec', lambda: self.dec * em()),
-            self._masked('bridge', bridge))
+    off = ~self.edge_mask.bool()
+    return (self._masked('enc', lambda: self.enc * em(), off), self._masked('dec', lambda: self.dec * em(), off),
+            self._masked('bridge', bridge, None if self.toeplitz else ~self.bridge_mask.bool()))
 
 @patch(as_prop=True)
 def dtype(self:GFMMBlock): return self.enc.dtype

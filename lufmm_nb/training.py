@@ -77,7 +77,7 @@ def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True):
         L.bridge[k] += dX; R -= dX @ V
     # (b) the pivot block: L_mm U_mm = T_mm, split evenly through an SVD when both are free; then U_{m,m+1}
     kL, kU0, kU1 = live(L, active[2], m, 0), live(U, active[5], m, 0), live(U, active[5], m, 1)
-    Lmm = L.edges()[2][_near(L, m, 0)]
+    Lmm = L.edges()[2][_near(L, m, 0)].clone()                             # a copy: the edges may be the weights themselves
     if kU0 is not None:
         Urow = U(E(m), transpose=True)                                     # (P, N) row m of U; its block m is U_mm
         T = R[:, sl(m)] + Lmm @ Urow[:, sl(m)]
@@ -98,7 +98,7 @@ def warm_start_stage(net, Ar, Ac, m, active, transpose_loss=True):
         Rc = Ac - net(E(m)).T                                              # (N, P) residual of block column m
         k = live(L, active[2], m + 1, -1) if m + 1 < M else None
         if k is not None:
-            Umm = U.edges()[2][_near(U, m, 0)]
+            Umm = U.edges()[2][_near(U, m, 0)].clone()
             dL = _lstsq(Umm.T, Rc[sl(m + 1)].T).T
             L.bridge[k] += dL; Rc[sl(m + 1)] -= dL @ Umm
         loss += float(Rc.square().sum())

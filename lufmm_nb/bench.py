@@ -101,7 +101,7 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' o
                    quick:bool=False,  # small sizes only
                   )->dict:
     "Run the named benchmarks; optionally write markdown summaries."
-    from lufmm_nb.solve_bench import bench_solve
+    from lufmm_nb.solve_bench import bench_solve, bench_banded_solve
     todo = ['gfmm', 'training', 'solve', 'precond'] if which == 'all' else [which]
     res = {}
     for w in todo:
@@ -110,7 +110,9 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' o
         elif w == 'training':
             rows, step = bench_training(seed_time_limit=20 if quick else 120, step_n=512 if quick else 1024)
             res[w] = rows + [step]
-        elif w == 'solve': res[w] = bench_solve(sizes=(1024,) if quick else (4096, 16384))
+        elif w == 'solve':
+            res[w] = bench_solve(sizes=(1024,) if quick else (4096, 16384))
+            res['solve_banded'] = bench_banded_solve(sizes=(2048,) if quick else (16384, 65536), n_rhs=8 if quick else 64)
         elif w == 'precond':
             from lufmm_nb.precond_bench import bench_precond
             out_p = bench_precond(quick=quick)          # {'cases': [...], 'scale': [...]}: keep the scalar columns

@@ -140,17 +140,20 @@ def preconditioner_deviation(net,            # a `LUNet`
     Z = torch.randn(net.n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     f64 = lambda Y: torch.as_tensor(Y).double().cpu()
     to = lambda X: X.to(dtype=Aop.dtype, device=Aop.device)
+    def solve(X, transpose=False):                                       # None: the solve overflows or meets a singular pivot
+        try: return f64(lu_solve(net, X, transpose=transpose))
+        except ValueError: return None
     est = 0.
-    try:
-        for step in range(power_steps + 1):
-            Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(1e-300)
-            R = f64(lu_solve(net, f64(Aop.matmat(to(Z))))) - Z            # (B - I) z for unit z
-            est = max(est, float(torch.linalg.norm(R, dim=0).max()))
-            if step == power_steps or not Aop.has_transpose or not math.isfinite(est): break
-            Z = f64(Aop.rmatmat(to(f64(lu_solve(net, R, transpose=True))))) - R   # (B - I)^T (B - I) z
-    except ValueError as e:                                             # overflow or a singular pivot: unusable factors
-        if not str(e).startswith('lu_solve:'): raise
-        return math.inf
+    for step in range(power_steps + 1):
+        Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(1e-300)
+        Y = solve(f64(Aop.matmat(to(Z))))
+        if Y is None: return math.inf                                    # unusable factors: as far from I as it gets
+        R = Y - Z                                                        # (B - I) z for unit z
+        est = max(est, float(torch.linalg.norm(R, dim=0).max()))
+        if step == power_steps or not Aop.has_transpose or not math.isfinite(est): break
+        Y = solve(R, transpose=True)
+        if Y is None: return math.inf
+        Z = f64(Aop.rmatmat(to(Y))) - R                                  # (B - I)^T (B - I) z
     return est if math.isfinite(est) else math.inf
 
 def lu_preconditioner(self, A=None,               # the matrix the factors precondition: if given, `(L^ U^)^{-1} A` is checked against the identity

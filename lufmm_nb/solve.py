@@ -13,7 +13,8 @@ import numpy as np, torch
 from .fmm import pow2_scale
 from .gfmm import GFMMBlock
 from .triangular import check_block_triangular
-from .core import SingularBlockError, numpy_dtype
+from .core import SingularBlockError, numpy_dtype, all_finite
+from .band_solve import BlockChain, chain_direction
 
 # %% ../nbs/09_solve.ipynb #44261cc1
 def as_rhs(b, N, dtype, device, where):
@@ -32,15 +33,16 @@ def as_rhs(b, N, dtype, device, where):
     else: raise TypeError(f"{where}: expected b as a torch.Tensor or numpy.ndarray, got {type(b).__name__}")
     if t.dim() not in (1, 2) or t.shape[0] != N:
         raise ValueError(f"{where}: expected b of shape ({N},) or ({N}, k), got {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()): raise ValueError(f"{where}: b contains NaN or Inf entries; expected finite b")
+    if not all_finite(t): raise ValueError(f"{where}: b contains NaN or Inf entries; expected finite b")
     vec = t.dim() == 1
     T = t[:, None] if vec else t
-    s = pow2_scale(T.abs().amax(0), work)                     # (k,): solve with columns of size ~1, whatever their scale
+    s = pow2_scale(torch.maximum(T.amax(0), -T.amin(0)), work)   # (k,) from max |b|: solve with columns of size ~1, whatever their scale
     def back(Y):
-        X = Y.to(device=s.device, dtype=work) * s
+        X = Y.to(device=s.device, dtype=work)
+        X = X.mul_(s) if X is not Y or not Y._is_view() else X * s   # in place on a temporary of the solve
         if isinstance(b, np.ndarray):
             with np.errstate(over='ignore'): X = X.numpy().astype(out_dt, copy=False)   # checked (and named) below
-        if not bool(np.isfinite(X).all() if isinstance(X, np.ndarray) else torch.isfinite(X).all()):
+        if not all_finite(X):
             raise ValueError(f"{where}: the solution overflows {out_dt if isinstance(b, np.ndarray) else work} (entries beyond its "
                              f"largest number): the right-hand side is too large for these factors")
         return X[:, 0] if vec else X
@@ -207,7 +209,7 @@ def _solver(block, lower, transpose, where):
     cache = block.cache('solve')
     skey = (block.structure_key(), block.offsets, block.toeplitz)
     if cache.get('structure') != skey:                        # a new structure (or device): start afresh
-        cache.clear(); cache.update(structure=skey, plans={}, key=None, diag=None, ops={}, np_ops={})
+        cache.clear(); cache.update(structure=skey, plans={}, key=None, diag=None, ops={})
     d = (lower, transpose)
     if d not in cache['plans']:                               # structure only: checked and planned once
         check_block_triangular(block, 'lower' if lower else 'upper', where)
@@ -218,7 +220,7 @@ def _solver(block, lower, transpose, where):
         D = diagonal_blocks(block)
         LU, piv, cond = factor_diagonal_blocks(D)                       # one batched LU of all M diagonal blocks
         Dinv = torch.linalg.lu_solve(LU, piv, torch.eye(P, dtype=D.dtype, device=D.device).expand(M, P, P))
-        cache.update(key=key, diag=(LU, piv, cond, Dinv, D), ops={}, np_ops={})
+        cache.update(key=key, diag=(None, None, cond, Dinv, D), ops={})   # the LU itself is not kept: Dinv is what the sweeps use
     if d not in cache['ops']:
         enc, dec, bw = [t.detach() for t in block.edges()]
         P, Dinv = block.block_size, cache['diag'][3]
@@ -234,23 +236,31 @@ def _solver(block, lower, transpose, where):
         for tgt, terms, leaf in reversed(plan):                # backwards: keep an interior step only if its value is read
             if leaf < 0 and tgt not in read: continue          # (the state starts at 0, so a dropped value reads as 0)
             read.update(si for _, si in terms); kept.append((tgt, terms, leaf))
-        plan, ops = kept[::-1], []
+        plan, ops, raw = kept[::-1], [], [None] * block.n_blocks
         for tgt, terms, leaf in plan:
             if terms:
                 wi, si = zip(*terms)
                 W = bank[list(wi)].permute(1, 0, 2).reshape(P, -1)   # (P, T*P): all terms in one product
-                if leaf >= 0: W = Dinv[leaf] @ W                     # leaves: fold D_ii^{-1} in
+                if leaf >= 0: raw[leaf] = W; W = Dinv[leaf] @ W      # leaves: fold D_ii^{-1} in
                 ops.append((tgt, W, torch.tensor(si, device=bank.device), leaf))
             else: ops.append((tgt, None, None, leaf))
+        fwd = chain_direction(ops, block.n_blocks, P)         # no far field left: the leaves form a chain (see the band chapter)
+        if fwd is not None:
+            Ws = [None] * block.n_blocks
+            for _, W, _, leaf in ops: Ws[leaf] = W
+            ops = BlockChain(Ws, fwd, P, dtype=bank.dtype, device=bank.device, bridges=raw, Dinv=Dinv)
+        elif bank.device.type == 'cpu' and _CPU_NUMPY:           # the CPU sweep runs on NumPy views of the same memory
+            ops = [(t, None if W is None else W.numpy(), None if s is None else s.numpy(), l) for t, W, s, l in ops]
         cache['ops'][d] = ops
     return cache['diag'], cache['ops'][d], key
 
 # %% ../nbs/09_solve.ipynb #8ca6c85f
 class few_threads:
-    "Solve on one CPU thread when the per-op products are tiny: splitting them over threads only adds synchronisation."
-    def __init__(self, b, P, device):
+    "Solve on one CPU thread when the per-op products are tiny: splitting them over threads only adds synchronisation (chains excepted: their work is a few large calls)."
+    def __init__(self, b, P, device, preps=()):
         k = b.shape[1] if getattr(b, 'ndim', 0) == 2 else 1
-        self.on, self.n = torch.device(device).type == 'cpu' and P * k <= 32768, torch.get_num_threads()
+        sweep = not preps or not all(isinstance(p[1], BlockChain) for p in preps)
+        self.on, self.n = sweep and torch.device(device).type == 'cpu' and P * k <= 32768, torch.get_num_threads()
     def __enter__(self):
         if self.on and self.n > 1: torch.set_num_threads(1)
     def __exit__(self, *exc):
@@ -278,19 +288,21 @@ def apply_triangular(block, B, prep, lower, transpose, where, what):
     (LU, piv, cond, Dinv, _), ops, _ = prep
     M, P, n, k = block.n_blocks, block.block_size, block.n_nodes, B.shape[1]
     if k == 0: return B.clone()
-    Bt = torch.bmm(Dinv.mT if transpose else Dinv, B.reshape(M, P, k))   # D_ii^{-1} b_i for all leaves at once
-    if B.device.type == 'cpu' and _CPU_NUMPY:
-        cache = block.cache('solve')['np_ops']
-        d = (lower, transpose)
-        if d not in cache: cache[d] = [(t, None if W is None else W.numpy(), None if s is None else s.numpy(), l) for t, W, s, l in ops]
+    Di = Dinv.mT if transpose else Dinv
+    if B.device.type == 'cpu' and k <= 8:                     # D_ii^{-1} b_i for all leaves at once (NumPy: far less overhead for few rhs)
+        Bt = torch.from_numpy(np.matmul(Di.numpy(), B.reshape(M, P, k).numpy()))
+    else: Bt = torch.bmm(Di, B.reshape(M, P, k))
+    if isinstance(ops, BlockChain):                           # no far field: one compiled band solve (or a block loop)
+        Y = ops.solve(Bt)
+    elif isinstance(next((op[1] for op in ops if op[1] is not None), None), np.ndarray):   # planned for the NumPy sweep
         S = np.zeros((2 * n + 1, P, k), dtype=numpy_dtype(B.dtype))
-        with np.errstate(all='ignore'): _sweep(cache[d], S, Bt.numpy(), k)   # overflow is checked (and named) below
-        S = torch.from_numpy(S)
+        with np.errstate(all='ignore'): _sweep(ops, S, Bt.numpy(), k)   # overflow is checked (and named) below
+        Y = torch.from_numpy(S)[M - 1:2 * M - 1].reshape(M * P, k)   # the leaves' encoder values are the solution blocks
     else:
         S = B.new_zeros(2 * n + 1, P, k)                      # rows: encoder sums g (0..n-1), decoder values f (n..2n-1), 0
         _sweep(ops, S, Bt, k)
-    Y = S[M - 1:2 * M - 1].reshape(M * P, k)                  # the leaves' encoder values are the solution blocks
-    if not bool(torch.isfinite(Y).all()):
+        Y = S[M - 1:2 * M - 1].reshape(M * P, k)
+    if not all_finite(Y):
         raise ValueError(f"{where}: the substitution with {what} overflowed (non-finite entries in the solution); the largest "
                          f"diagonal-block condition number is {float(cond.max()):.3g}: the factor is too ill-conditioned")
     return Y
@@ -305,7 +317,7 @@ def triangular_solve(block,               # a block-triangular `GFMMBlock` `T` (
     "Solve `T y = b` by block substitution through the GFMM tree, never forming `T`: O(N P) work per right-hand side."
     where = 'triangular_solve'
     if not isinstance(block, GFMMBlock): raise TypeError(f"{where}: expected a GFMMBlock, got {type(block).__name__}")
-    with few_threads(b, block.block_size, block.device):
-        B, back = as_rhs(b, block.N, block.dtype, block.device, where)
-        prep = prepare_triangular(block, lower, transpose, max_cond, where, 'T')
+    B, back = as_rhs(b, block.N, block.dtype, block.device, where)
+    prep = prepare_triangular(block, lower, transpose, max_cond, where, 'T')
+    with few_threads(B, block.block_size, block.device, (prep,)):
         return back(apply_triangular(block, B, prep, lower, transpose, where, 'T'))

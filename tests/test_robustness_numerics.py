@@ -332,7 +332,7 @@ def test_krylov_zero_rhs_and_integer_rhs():
 
 def test_krylov_learned_preconditioner_nan_rhs_reaches_solve(net):
     pre = net.as_preconditioner()
-    with pytest.raises(ValueError, match='lu_solve: b contains NaN or Inf entries; expected finite b'): pre @ np.full(32, np.nan)
+    with pytest.raises(ValueError, match='LUNet.as_preconditioner: b contains NaN or Inf entries; expected finite b'): pre @ np.full(32, np.nan)
 
 def test_jacobi_subnormal_diagonal():
     with pytest.raises(ValueError, match='expected diagonal entries whose inverse is finite'): jacobi_preconditioner(sp.diags([1., 1e-310]))

@@ -135,7 +135,9 @@ def rmatmat(self:MatVecOperator, X:torch.Tensor)->torch.Tensor:
 
 @patch
 def block_rows(self:MatVecOperator, m:int, P:int)->torch.Tensor:
-    "Rows `m*P .. (m+1)*P` of `A` as a (P, N) tensor, from `P` products with `A^T`."
+    "Rows `m*P .. (m+1)*P` of `A` as a (P, N) tensor: from its entries where they are at hand (a kernel matrix), else from `P` products with `A^T`."
+    if self.kind in ('linop', 'callable') and self.has_entries:
+        return torch.from_numpy(self.entries(np.arange(m * P, (m + 1) * P), np.arange(self.N))).to(dtype=self.dtype, device=self.device)
     E = torch.zeros(self.N, P, dtype=self.dtype, device=self.device)
     E[m * P + torch.arange(P), torch.arange(P)] = 1
     return self.rmatmat(E).T
@@ -143,7 +145,9 @@ def block_rows(self:MatVecOperator, m:int, P:int)->torch.Tensor:
 # %% ../nbs/04b_linop.ipynb #b90b48e4
 @patch
 def block_cols(self:MatVecOperator, m:int, P:int)->torch.Tensor:
-    "Columns `m*P .. (m+1)*P` of `A` as an (N, P) tensor, from `P` products with `A`."
+    "Columns `m*P .. (m+1)*P` of `A` as an (N, P) tensor: from its entries where they are at hand (a kernel matrix), else from `P` products with `A`."
+    if self.kind in ('linop', 'callable') and self.has_entries:
+        return torch.from_numpy(self.entries(np.arange(self.N), np.arange(m * P, (m + 1) * P))).to(dtype=self.dtype, device=self.device)
     E = torch.zeros(self.N, P, dtype=self.dtype, device=self.device)
     E[m * P + torch.arange(P), torch.arange(P)] = 1
     return self.matmat(E)
@@ -218,7 +222,9 @@ def padded(self:MatVecOperator, Npad:int, c:float, where:str)->MatVecOperator:
         return MatVecOperator.checked(sp.block_diag((self._S, c * sp.identity(Npad - n)), format='csr'), where, **kw)
     f = lambda X: torch.cat([self.matmat(X[:n]), c * X[n:]])
     rf = (lambda X: torch.cat([self.rmatmat(X[:n]), c * X[n:]])) if self.has_transpose else None
-    return MatVecOperator.checked(f, where, n=Npad, rmatvec=rf, **kw)
+    out = MatVecOperator.checked(f, where, n=Npad, rmatvec=rf, **kw)
+    out.padded_from = (self, n, float(c))                 # its entries stay at hand where A's are (see `entries`)
+    return out
 
 @patch
 def permuted(self:MatVecOperator, p, where:str)->MatVecOperator:
@@ -233,6 +239,34 @@ def permuted(self:MatVecOperator, p, where:str)->MatVecOperator:
 def sparse_matrix(self:MatVecOperator):
     "The scipy CSR matrix behind a sparse operator (None for other kinds)."
     return self._S if self.kind == 'sparse' else None
+
+# %% ../nbs/04b_linop.ipynb #55e0a3f2
+@patch(as_prop=True)
+def has_entries(self:MatVecOperator)->bool:
+    "Whether `entries` can serve `A[rows][:, cols]` without products (dense, sparse and kernel matrices, and their padded views)."
+    if self.kind in ('tensor', 'sparse') or is_kernel_matrix(self.A): return True
+    src = getattr(self, 'padded_from', None)
+    return src is not None and src[0].has_entries
+
+@patch
+def entries(self:MatVecOperator, rows, cols)->np.ndarray:
+    "The block `A[rows][:, cols]` (integer index arrays) as a float64 NumPy array, read from the matrix or kernel, never from products; `None` when A has no entries at hand."
+    r, c = np.asarray(rows, dtype=np.int64).ravel(), np.asarray(cols, dtype=np.int64).ravel()
+    for name, i in (('rows', r), ('cols', c)):
+        if len(i) and not (0 <= i.min() and i.max() < self.N):
+            raise IndexError(f"{self.where}: entries: {name} must lie in 0..{self.N - 1}, got {int(i.min())}..{int(i.max())}")
+    if self.kind == 'tensor':
+        return self._T[torch.from_numpy(r).to(self._T.device)][:, torch.from_numpy(c).to(self._T.device)].double().cpu().numpy()
+    if self.kind == 'sparse': return self._S[r][:, c].toarray()
+    if is_kernel_matrix(self.A): return np.asarray(self.A.entries(r, c), dtype=np.float64)
+    src = getattr(self, 'padded_from', None)
+    if src is None or not src[0].has_entries: return None
+    op, n, pad = src                                      # [[A, 0], [0, c I]]
+    out = np.zeros((len(r), len(c)))
+    ri, ci = np.nonzero(r < n)[0], np.nonzero(c < n)[0]
+    if len(ri) and len(ci): out[np.ix_(ri, ci)] = op.entries(r[ri], c[ci])
+    out[(r[:, None] == c[None, :]) & (r[:, None] >= n)] = pad
+    return out
 
 # %% ../nbs/04b_linop.ipynb #34d71f1e
 @patch

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PRESETS', 'matrix_fingerprint', 'fingerprint_mismatch', 'pivot_conditions', 'probe_error', 'compressed_start',
-           'fit_lu']
+           'semiseparable_start', 'direct_start', 'fit_lu']
 
 # %% ../nbs/07d_fit.ipynb #79cb3993
 import math, os, time, copy, warnings
@@ -15,6 +15,7 @@ from .lunet import LUNet
 from .compress import block_lu, compress_gfmm, rel_error
 from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
+from .semisep import semiseparable_factors, sampled_row_error
 from .trainer import Trainer, TrainHistory
 from .core import check_device, TrainingDiverged, SingularBlockError
 
@@ -152,6 +153,41 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
     return (f"compress (truncated: the compressed exact block LU reproduces A to {err:.2g}, above compress_tol = {tol:g} but "
             f"within compress_accept = {accept:g}: the off-diagonal blocks of its exact factors have numerical rank above "
             f"block_size = {P}; training refines it from there)")
+
+# %% ../nbs/07d_fit.ipynb #86a95b02
+@torch.no_grad()
+def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu'):
+    "Try the semiseparable block LU of `A` (from its entries) in `net`: `(accepted, note, ranks)`; `net` is untouched unless accepted, `note` is None when the path does not apply, `ranks` the ranks at the cuts of A's lower and upper parts."
+    op, N, P = Sop.op, net.N, net.block_size
+    if not op.has_entries or op.kind == 'sparse' or N <= cfg.get('compress_max_n', PRESETS['best']['compress_max_n']): return False, None, None
+    ent = lambda r, c: op.entries(r, c) / Sop.s
+    trial = copy.deepcopy(net)
+    try: info = semiseparable_factors(trial, ent, where=where)
+    except SingularBlockError as e:
+        return False, f"init: semiseparable construction not used (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})", None
+    err, target = sampled_row_error(trial, ent), max(cfg.get('target') or 1e-6, 100 * torch.finfo(net.dtype).eps)
+    note = (f"init: semiseparable block LU from {info['n_entries']:,} entries of A ({info['n_entries'] / N:.0f} per row) in "
+            f"{info['time_s']:.1f} s: ranks at the cuts up to {info['max_rank']} (block size {P})"
+            + (f", capped (largest dropped pivot {info['lost']:.1g} of the largest)" if info['lost'] > 0 else "")
+            + f"; 17 sampled rows of A reproduced to {err:.2g}")
+    ranks = dict(lower=info['ranks_lower'].tolist(), upper=info['ranks_upper'].tolist())
+    if not err <= target: return False, note + f", above the target {target:.2g}: not used", ranks
+    for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.copy_(q)
+    return True, note, ranks
+
+def direct_start(net:LUNet, Sop, hist, st:dict, cfg:dict, where:str='fit_lu')->bool:
+    "The closed-form starts (banded, semiseparable), cheapest first for this operator; the accepted one sets `hist.init` and ends the fit's training. Returns whether one was taken."
+    cheap_entries = Sop.op.kind in ('linop', 'callable') and Sop.op.has_entries   # a kernel: entries cost 1, a product N^2
+    for how in (('semiseparable', 'banded') if cheap_entries else ('banded', 'semiseparable')):
+        if how == 'banded': note = banded_start(net, Sop, hist, where); ok = bool(note)
+        else:
+            ok, note, ranks = semiseparable_start(net, Sop, cfg, where)
+            if ranks is not None: st['ranks'] = ranks            # kept in the training state (and checkpoints)
+        if note: hist.choices.append(note)
+        if ok:
+            hist.init = how; st.update(phase='done', m=net.n_blocks)
+            return True
+    return False
 
 # %% ../nbs/07d_fit.ipynb #bb9b1ebf
 def _check_args(preset, seed, n_blocks, checkpoint, resume, overrides, max_steps, time_limit, checkpoint_every, probes, dtype, where):
@@ -291,8 +327,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         raise ValueError(f"{where}: block-wise training needs the block rows of A, i.e. products with A^T: pass rmatvec= "
                          "or blockwise=False")
     if resume is None and st['phase'] == 'blockwise' and cfg.get('warm_start') and far_field_zero(net):
-        note = banded_start(net, Sop, hist, where)             # block tridiagonal: the exact block LU directly
-        if note: hist.init = 'banded'; hist.choices.append(note); st.update(phase='done', m=prep.n_blocks)
+        direct_start(net, Sop, hist, st, cfg, where)           # banded or semiseparable A: its block LU in closed form
     trainer = Trainer(net, Sop, hist, st, cfg, seed=seed, max_steps=max_steps, time_limit=time_limit, checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every, progress=progress, t_start=t_start,
                       compressed_start=lambda: compressed_start(net, Sop, cfg), where=where)

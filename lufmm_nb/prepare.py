@@ -48,6 +48,9 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
     if n_blocks is not None:
         P = max(1, -(-N // n_blocks)); return P, f"block_size {P} = N / n_blocks rounded up (n_blocks = {n_blocks} given)"
     b = Aop.bandwidth()
+    if b is None and Aop.has_entries:
+        return 32, ("block_size 32: A is a dense operator served by its entries (a kernel matrix); 32 holds the ranks of a kernel "
+                    "of one variable across every cut, well below 32, with few levels")
     if b is None: return 32, "block_size 32: A is known only by its products, so its bandwidth is unknown"
     target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
     if target > max_block:

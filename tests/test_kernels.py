@@ -80,3 +80,47 @@ def test_kernel_solve_and_logdet_against_dense():
 def test_kernel_solve_and_logdet_against_dense_4096():
     "Measured: backward errors 2e-17 to 3e-17 and logdet within 2e-14 (relative) of slogdet, about 25 s per kernel on 2 cores."
     _check_solve_and_logdet(4096)
+
+
+
+def _norm2(D, steps=30):
+    "||D||_2 of a symmetric-ish dense matrix by power iteration on D^T D (an SVD of N = 5,000 would take most of a minute)."
+    v = np.random.default_rng(0).standard_normal(D.shape[1])
+    for _ in range(steps): v = D.T @ (D @ v); v /= np.linalg.norm(v)
+    return np.linalg.norm(D @ v)
+
+
+def _check_semiseparable(N, **kw):
+    "Above compress_max_n, 1D kernels get their block LU from entries alone (the semiseparable construction): no N x N array anywhere."
+    import torch
+    from lufmm_nb.testing import no_large_tensors
+    x = np.random.default_rng(3).random(N)
+    with no_large_tensors(2**62): torch.zeros(2) + 1       # torch's dispatch machinery imported outside the trace
+    for name, (k, nugget) in _kernels_1d().items():
+        K = KernelMatrix(x, k, nugget=nugget, block=256)  # products by blocks of 256 rows: a few temporaries of 256 x N
+        tracemalloc.start()
+        try:
+            with no_large_tensors(N * N * 8 // 2) as g: net, h = fit_lu(K, progress=False, **kw)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally: tracemalloc.stop()
+        assert g.largest < N * N * 8 // 2 and peak < N * N * 8 // 2, (name, g.largest, peak)   # a dense K: twice that
+        assert h.init == 'semiseparable' and h.warnings == [] and h.rel_err < 1e-11, (name, h.init, h.rel_err, h.choices)
+        assert any(c.startswith('init: semiseparable block LU') for c in h.choices)
+        assert max(net.training_state['ranks']['lower']) <= 16
+        D = K.entries(np.arange(N), np.arange(N))
+        b = np.random.default_rng(4).standard_normal(N); xs = net.solve(b)
+        backward = np.linalg.norm(D @ xs - b) / (_norm2(D) * np.linalg.norm(xs) + np.linalg.norm(b))
+        sign, ld = np.linalg.slogdet(D)
+        assert backward <= 1e-12, (name, backward)
+        assert net.slogdet()[0] == sign and abs(net.logdet() - ld) <= 1e-10 * abs(ld), (name, net.logdet(), ld)
+
+
+def test_semiseparable_path_above_the_dense_limit():
+    "N = 2,000 (padded to 64 blocks of 32) with the dense limit lowered to 1,024, so that the path is the one large N takes."
+    _check_semiseparable(2000, compress_max_n=1024)
+
+
+@pytest.mark.slow
+def test_semiseparable_path_at_5000():
+    "The default limits: N = 5,000 > compress_max_n = 4,096."
+    _check_semiseparable(5000)

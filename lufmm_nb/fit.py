@@ -16,6 +16,7 @@ from .compress import block_lu, compress_gfmm, rel_error
 from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
 from .semisep import semiseparable_factors, sampled_row_error
+from .peeling import peel_hodlr
 from .trainer import Trainer, TrainHistory
 from .core import check_device, TrainingDiverged, SingularBlockError
 
@@ -159,25 +160,39 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
 def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu'):
     "Try the semiseparable block LU of `A` (from its entries) in `net`: `(accepted, note, ranks)`; `net` is untouched unless accepted, `note` is None when the path does not apply, `ranks` the ranks at the cuts of A's lower and upper parts."
     op, N, P = Sop.op, net.N, net.block_size
-    if not op.has_entries or op.kind == 'sparse' or N <= cfg.get('compress_max_n', PRESETS['best']['compress_max_n']): return False, None, None
-    ent = lambda r, c: op.entries(r, c) / Sop.s
-    trial = copy.deepcopy(net)
-    try: info = semiseparable_factors(trial, ent, where=where)
+    if op.kind == 'sparse' or not (op.has_entries or op.has_transpose) or N <= cfg.get('compress_max_n', PRESETS['best']['compress_max_n']):
+        return False, None, None
+    t0, trial = time.perf_counter(), copy.deepcopy(net)
+    try:
+        if op.has_entries: ent, tol, source = (lambda r, c: op.entries(r, c) / Sop.s), 1e-15, None
+        else:                                                   # products only: peel a HODLR form, which serves entries
+            dev = lambda X: torch.from_numpy(X).to(dtype=op.dtype, device=op.device)
+            H, used = peel_hodlr(lambda X: Sop.matmat(dev(X)).double().cpu().numpy(), lambda X: Sop.rmatmat(dev(X)).double().cpu().numpy(),
+                                 N, P, rank=cfg.get('peel_rank', 20))
+            ent, tol, source = H.entries, 1e-14, f"a HODLR form of A peeled from {used} products (rank {cfg.get('peel_rank', 20)} per block, {H.K} levels)"
+        info = semiseparable_factors(trial, ent, tol=tol, where=where)
     except SingularBlockError as e:
         return False, f"init: semiseparable construction not used (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})", None
-    err, target = sampled_row_error(trial, ent), max(cfg.get('target') or 1e-6, 100 * torch.finfo(net.dtype).eps)
-    note = (f"init: semiseparable block LU from {info['n_entries']:,} entries of A ({info['n_entries'] / N:.0f} per row) in "
-            f"{info['time_s']:.1f} s: ranks at the cuts up to {info['max_rank']} (block size {P})"
+    except ValueError as e: return False, f"init: semiseparable construction not used ({e})", None
+    target = max(cfg.get('target') or 1e-6, 100 * torch.finfo(net.dtype).eps)
+    if source is None: err, check = sampled_row_error(trial, ent), "17 sampled rows of A"
+    else:
+        unscaled = copy.deepcopy(trial); unscaled.L.bridge.mul_(Sop.s)    # every path of L crosses one bridge: L U ~ A
+        err, check = probe_error(unscaled, Sop.op, _internal=True), "4 random products"
+    note = (f"init: semiseparable block LU from " + (f"{info['n_entries']:,} entries of A ({info['n_entries'] / N:.0f} per row)" if source is None else source)
+            + f" in {time.perf_counter() - t0:.1f} s: ranks at the cuts up to {info['max_rank']} (block size {P})"
             + (f", capped (largest dropped pivot {info['lost']:.1g} of the largest)" if info['lost'] > 0 else "")
-            + f"; 17 sampled rows of A reproduced to {err:.2g}")
+            + f"; {check} reproduced to {err:.2g}")
     ranks = dict(lower=info['ranks_lower'].tolist(), upper=info['ranks_upper'].tolist())
-    if not err <= target: return False, note + f", above the target {target:.2g}: not used", ranks
+    accept = max(target, cfg.get('compress_accept', 0.))                # 'best': a truncated start is still far ahead of training
+    if not err <= accept: return False, note + f", above the target {target:.2g}: not used", ranks
+    if not err <= target: note += f", above the target {target:.2g} but within compress_accept = {accept:g}: kept as the result"
     for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.copy_(q)
     return True, note, ranks
 
 def direct_start(net:LUNet, Sop, hist, st:dict, cfg:dict, where:str='fit_lu')->bool:
     "The closed-form starts (banded, semiseparable), cheapest first for this operator; the accepted one sets `hist.init` and ends the fit's training. Returns whether one was taken."
-    cheap_entries = Sop.op.kind in ('linop', 'callable') and Sop.op.has_entries   # a kernel: entries cost 1, a product N^2
+    cheap_entries = Sop.op.kind in ('linop', 'callable') and Sop.op.has_entries   # a kernel: entries cost 1, a product N^2 (products only: banded first, 3P products)
     for how in (('semiseparable', 'banded') if cheap_entries else ('banded', 'semiseparable')):
         if how == 'banded': note = banded_start(net, Sop, hist, where); ok = bool(note)
         else:

@@ -224,6 +224,7 @@ def padded(self:MatVecOperator, Npad:int, c:float, where:str)->MatVecOperator:
     rf = (lambda X: torch.cat([self.rmatmat(X[:n]), c * X[n:]])) if self.has_transpose else None
     out = MatVecOperator.checked(f, where, n=Npad, rmatvec=rf, **kw)
     out.padded_from = (self, n, float(c))                 # its entries stay at hand where A's are (see `entries`)
+    out.products = dict(self.products)                    # the count goes on from what A has served so far
     return out
 
 @patch

@@ -124,3 +124,20 @@ def test_semiseparable_path_above_the_dense_limit():
 def test_semiseparable_path_at_5000():
     "The default limits: N = 5,000 > compress_max_n = 4,096."
     _check_semiseparable(5000)
+
+
+def test_products_only_kernel_gets_peeled_factors():
+    "A kernel matrix seen only through products (ProductsOnly refuses densification): peeling, then the semiseparable LU, in few products."
+    from lufmm_nb.testing import ProductsOnly
+    N = 2000
+    x = np.sort(np.random.default_rng(7).random(N))
+    for name, (k, nugget) in _kernels_1d().items():
+        D = k(x[:, None], x[:, None]) + nugget * np.eye(N)
+        A = ProductsOnly(D)
+        net, h = fit_lu(A, progress=False, compress_max_n=1024)
+        assert h.init == 'semiseparable' and h.warnings == [], (name, h.init, h.choices)
+        assert any('HODLR form of A peeled from' in c for c in h.choices), h.choices
+        used = h.products['A'] + h.products['A^T']
+        assert used == A.products and used <= 800, (name, used)   # peeling 4 x 20 x 5 levels + 32, banded probe 100, checks 10
+        Z = np.random.default_rng(8).standard_normal((N, 4))
+        assert np.linalg.norm(net.as_linear_operator() @ Z - D @ Z) / np.linalg.norm(D @ Z) < 1e-9, name

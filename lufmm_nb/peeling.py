@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['HODLR', 'peel_hodlr']
 
-# %% ../nbs/07f_peeling.ipynb #48e547f9
+# %% ../nbs/07f_peeling.ipynb #173e961d
 import math, time
 import numpy as np
 
-# %% ../nbs/07f_peeling.ipynb #007c5f0b
+# %% ../nbs/07f_peeling.ipynb #68d9b525
 class HODLR:
     "An N x N matrix as low-rank blocks between the siblings of every level of a binary tree, plus the leaves' dense diagonal blocks."
     def __init__(self, N:int, P:int):
@@ -53,7 +53,7 @@ class HODLR:
                               np.einsum('ij,ij->i', Uu[pair, rr % w], Vu[pair, cc % w]))
         return out
 
-# %% ../nbs/07f_peeling.ipynb #cc6da6f6
+# %% ../nbs/07f_peeling.ipynb #c289fbdf
 def peel_hodlr(matmat,            # X (N, k) -> A X, float64 arrays
                rmatmat,           # X (N, k) -> A^T X
                N:int, P:int,      # size (N = M P, M a power of two) and leaf size

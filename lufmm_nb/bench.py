@@ -96,13 +96,13 @@ def bench_training(n:int=256,                 # size of the 1D Laplacian for tim
     return rows, step
 
 # %% ../nbs/12_bench.ipynb #0d14da1a
-def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' or 'all'
+def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond', 'kernels' or 'all'
                    out=None,          # folder for markdown summaries (`summary.md` and one file per benchmark)
                    quick:bool=False,  # small sizes only
                   )->dict:
     "Run the named benchmarks; optionally write markdown summaries."
     from lufmm_nb.solve_bench import bench_solve, bench_banded_solve
-    todo = ['gfmm', 'training', 'solve', 'precond'] if which == 'all' else [which]
+    todo = ['gfmm', 'training', 'solve', 'precond', 'kernels'] if which == 'all' else [which]
     res = {}
     for w in todo:
         print(f"== {w}", flush=True)
@@ -119,7 +119,10 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond' o
             flat = lambda r: {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool, type(None)))}
             for part in ('cases', 'scale'):
                 if out_p.get(part): res[f'precond_{part}'] = [flat(r) for r in out_p[part]]
-        else: raise ValueError(f"run_benchmarks: unknown benchmark {w!r}; expected 'gfmm', 'training', 'solve', 'precond' or 'all'")
+        elif w == 'kernels':
+            from lufmm_nb.gp import bench_kernels
+            res[w] = bench_kernels(sizes=(6000,) if quick else (4096, 16384, 65536), products_n=6000 if quick else 16384)
+        else: raise ValueError(f"run_benchmarks: unknown benchmark {w!r}; expected 'gfmm', 'training', 'solve', 'precond', 'kernels' or 'all'")
     if out is not None:
         p = Path(out); p.mkdir(parents=True, exist_ok=True)
         parts = []

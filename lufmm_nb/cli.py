@@ -283,7 +283,7 @@ _COMMANDS['reproduce'] = reproduce
 
 # %% ../nbs/11_cli.ipynb #8a1c8cb8
 @call_parse
-def bench(which:str='all',    # which benchmark: 'gfmm', 'training', 'solve', 'precond' or 'all'
+def bench(which:str='all',    # which benchmark: 'gfmm', 'training', 'solve', 'precond', 'kernels' or 'all'
           out:str=None,       # folder for markdown summaries (optional)
           quick:bool=False,   # small sizes only
          ):

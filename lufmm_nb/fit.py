@@ -157,20 +157,20 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
 
 # %% ../nbs/07d_fit.ipynb #86a95b02
 @torch.no_grad()
-def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu'):
+def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu', tol:float=None, max_rank:int=None, force:bool=False):
     "Try the semiseparable block LU of `A` (from its entries) in `net`: `(accepted, note, ranks)`; `net` is untouched unless accepted, `note` is None when the path does not apply, `ranks` the ranks at the cuts of A's lower and upper parts."
     op, N, P = Sop.op, net.N, net.block_size
-    if op.kind == 'sparse' or not (op.has_entries or op.has_transpose) or N <= cfg.get('compress_max_n', PRESETS['best']['compress_max_n']):
+    if op.kind == 'sparse' or not (op.has_entries or op.has_transpose) or (N <= cfg.get('compress_max_n', PRESETS['best']['compress_max_n']) and not force):
         return False, None, None
     t0, trial = time.perf_counter(), copy.deepcopy(net)
     try:
-        if op.has_entries: ent, tol, source = (lambda r, c: op.entries(r, c) / Sop.s), 1e-15, None
+        if op.has_entries: ent, tol, source = (lambda r, c: op.entries(r, c) / Sop.s), 1e-15 if tol is None else tol, None
         else:                                                   # products only: peel a HODLR form, which serves entries
             dev = lambda X: torch.from_numpy(X).to(dtype=op.dtype, device=op.device)
             H, used = peel_hodlr(lambda X: Sop.matmat(dev(X)).double().cpu().numpy(), lambda X: Sop.rmatmat(dev(X)).double().cpu().numpy(),
                                  N, P, rank=cfg.get('peel_rank', 20))
-            ent, tol, source = H.entries, 1e-14, f"a HODLR form of A peeled from {used} products (rank {cfg.get('peel_rank', 20)} per block, {H.K} levels)"
-        info = semiseparable_factors(trial, ent, tol=tol, where=where)
+            ent, tol, source = H.entries, 1e-14 if tol is None else tol, f"a HODLR form of A peeled from {used} products (rank {cfg.get('peel_rank', 20)} per block, {H.K} levels)"
+        info = semiseparable_factors(trial, ent, tol=tol, max_rank=max_rank, where=where)
     except SingularBlockError as e:
         return False, f"init: semiseparable construction not used (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})", None
     except ValueError as e: return False, f"init: semiseparable construction not used ({e})", None
@@ -190,19 +190,32 @@ def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu'):
     for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.copy_(q)
     return True, note, ranks
 
-def direct_start(net:LUNet, Sop, hist, st:dict, cfg:dict, where:str='fit_lu')->bool:
+def direct_start(net:LUNet, Sop, hist, st:dict, cfg:dict, where:str='fit_lu', **ranks)->bool:
     "The closed-form starts (banded, semiseparable), cheapest first for this operator; the accepted one sets `hist.init` and ends the fit's training. Returns whether one was taken."
     cheap_entries = Sop.op.kind in ('linop', 'callable') and Sop.op.has_entries   # a kernel: entries cost 1, a product N^2 (products only: banded first, 3P products)
     for how in (('semiseparable', 'banded') if cheap_entries else ('banded', 'semiseparable')):
         if how == 'banded': note = banded_start(net, Sop, hist, where); ok = bool(note)
         else:
-            ok, note, ranks = semiseparable_start(net, Sop, cfg, where)
-            if ranks is not None: st['ranks'] = ranks            # kept in the training state (and checkpoints)
+            ok, note, found = semiseparable_start(net, Sop, cfg, where, **ranks)
+            if found is not None: st['ranks'] = found            # kept in the training state (and checkpoints)
         if note: hist.choices.append(note)
         if ok:
             hist.init = how; st.update(phase='done', m=net.n_blocks)
             return True
     return False
+
+# %% ../nbs/07d_fit.ipynb #f6fd7165
+def _rank_args(rank, tol, max_rank, P:int, where:str='fit_lu')->dict:
+    "Check `fit_lu`'s rank arguments against the block size P: the keywords for `semiseparable_start` (empty when none was given)."
+    for name, v in (('rank', rank), ('max_rank', max_rank)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= P):
+            raise ValueError(f"{where}: expected {name} an int in 1..block_size = {P} (every node of the network carries {P} numbers), got {v!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1):
+        raise ValueError(f"{where}: expected tol a number in [0, 1), got {tol!r}")
+    if rank is not None and (tol is not None or max_rank is not None):
+        raise ValueError(f"{where}: give rank (a fixed rank at every cut), or tol and/or max_rank, not both")
+    if rank is None and tol is None and max_rank is None: return {}
+    return dict(tol=0. if rank is not None else tol, max_rank=int(rank if rank is not None else max_rank or P), force=True)
 
 # %% ../nbs/07d_fit.ipynb #bb9b1ebf
 def _check_args(preset, seed, n_blocks, checkpoint, resume, overrides, max_steps, time_limit, checkpoint_every, probes, dtype, where):
@@ -317,6 +330,9 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
            normalize:bool=None,      # divide A by max |A_ij| while training (default: the preset's); the result is scaled back
            n:int=None,               # size of A when it is a callable without `.shape`
            rmatvec=None,             # `A^T X` when A is a callable
+           rank:int=None,            # semiseparable construction: this rank at every cut (truncating where A needs more)
+           tol:float=None,           # semiseparable construction: relative tolerance of its decompositions (default 1e-15, 1e-14 from products)
+           max_rank:int=None,        # semiseparable construction: cap on the rank at every cut (at most block_size, the default)
            **overrides,              # override preset entries (e.g. `max_steps_per_block=100`, `lr=1e-3`)
           ):
     "Learn `L U ~ A` with a `LUNet`; returns `(net, history)`."
@@ -327,6 +343,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     cfg = _config(preset, overrides, optimizer, dtype, where)
     prep = prepare_operator(A, block_size, n_blocks, order, cfg.get('compress_max_n', PRESETS['best']['compress_max_n']),
                             n=n, rmatvec=rmatvec, dtype=dtype, device=device, where=where)
+    ranks = _rank_args(rank, tol, max_rank, prep.block_size, where)
     for name, v in (('transpose_loss', transpose_loss), ('blockwise', blockwise)):
         if v is not None and not isinstance(v, bool): raise TypeError(f"{where}: expected {name} True, False or None, got {v!r}")
     given = dict(transpose_loss=transpose_loss, blockwise=blockwise, probes=probes, normalize=normalize)  # as the caller said
@@ -342,7 +359,8 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
         raise ValueError(f"{where}: block-wise training needs the block rows of A, i.e. products with A^T: pass rmatvec= "
                          "or blockwise=False")
     if resume is None and st['phase'] == 'blockwise' and cfg.get('warm_start') and far_field_zero(net):
-        direct_start(net, Sop, hist, st, cfg, where)           # banded or semiseparable A: its block LU in closed form
+        direct_start(net, Sop, hist, st, cfg, where, **ranks)  # banded or semiseparable A: its block LU in closed form
+    elif ranks: hist.choices.append(f"rank, tol and max_rank shape the semiseparable construction only, which this fit did not run ({'resumed' if resume is not None else 'its preset has no warm start'})")
     trainer = Trainer(net, Sop, hist, st, cfg, seed=seed, max_steps=max_steps, time_limit=time_limit, checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every, progress=progress, t_start=t_start,
                       compressed_start=lambda: compressed_start(net, Sop, cfg), where=where)

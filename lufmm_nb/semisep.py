@@ -133,20 +133,32 @@ def semiseparable_factors(net:LUNet,          # the network to overwrite (its N 
                           max_rank:int=None,  # cap on the rank at each cut (at most the block size, the default)
                           n_far:int=64,       # random proxy rows per cut
                           seed:int=0,
+                          symmetric=None,     # A = A^T: one sweep serves both parts, and U = L^T (None: tested on sampled entries)
                           where:str='semiseparable_factors',
-                         )->dict:             # ranks, lost, n_entries, time_s, cond
+                         )->dict:             # ranks, lost, n_entries, time_s, cond, symmetric
     "Write the block LU of `A` into `net` in O(N P^2) work from O(N P) entries of A, by nested interpolation on A and A^T and the semiseparable recurrence."
     if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
     t0, N, P, M = time.perf_counter(), net.N, net.block_size, net.n_blocks
+    if symmetric is None: symmetric = _looks_symmetric(entries, N, P, seed)
     lo = nested_interpolation(entries, N, P, tol, max_rank, n_far, seed)
-    up = nested_interpolation(lambda r, c: entries(c, r).T, N, P, tol, max_rank, n_far, seed + 1)
+    up = lo if symmetric else nested_interpolation(lambda r, c: entries(c, r).T, N, P, tol, max_rank, n_far, seed + 1)
     i = np.arange(P)
     D = torch.from_numpy(np.stack([entries(m * P + i, m * P + i) for m in range(M)]))
     Ld, Ud, Qh, Uh, cond = semiseparable_lu(D, (lo['G'], lo['R'], lo['Q']), (up['G'], up['R'], up['Q']), where)
     write_semiseparable(net, Ld, Ud, (lo['G'], lo['R'], Qh), (up['G'], up['R'], Uh), lo['ranks'], up['ranks'])
     return dict(ranks_lower=lo['ranks'], ranks_upper=up['ranks'], max_rank=int(max(lo['ranks'].max(), up['ranks'].max())),
-                lost=max(lo['lost'], up['lost']), n_entries=lo['n_entries'] + up['n_entries'] + M * P * P,
-                cond=cond, time_s=time.perf_counter() - t0)
+                lost=max(lo['lost'], up['lost']), n_entries=lo['n_entries'] + (0 if symmetric else up['n_entries']) + M * P * P,
+                cond=cond, time_s=time.perf_counter() - t0, symmetric=bool(symmetric))
+
+def _looks_symmetric(entries, N, P, seed=0)->bool:
+    "Whether A = A^T on a sample: the first block row and column, and 8 random blocks against their mirror images."
+    rng = np.random.default_rng(seed + 7)
+    rows = [np.arange(P)] + [i * P + np.arange(P) for i in rng.integers(0, N // P, 8)]
+    cols = [np.arange(N)] + [np.sort(rng.choice(N, size=min(N, 4 * P), replace=False)) for _ in range(8)]
+    for r, c in zip(rows, cols):
+        B, Bt = entries(r, c), entries(c, r).T
+        if not np.allclose(B, Bt, rtol=1e-13, atol=1e-13 * max(np.abs(B).max(), 1e-300)): return False
+    return True
 
 # %% ../nbs/07e_semisep.ipynb #5567a9bd
 @torch.no_grad()

@@ -17,6 +17,7 @@ from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
 from .semisep import semiseparable_factors, sampled_row_error
 from .peeling import peel_hodlr
+from .kernels import is_kernel_matrix
 from .trainer import Trainer, TrainHistory
 from .core import check_device, TrainingDiverged, SingularBlockError
 
@@ -170,7 +171,7 @@ def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu', tol:float=
             H, used = peel_hodlr(lambda X: Sop.matmat(dev(X)).double().cpu().numpy(), lambda X: Sop.rmatmat(dev(X)).double().cpu().numpy(),
                                  N, P, rank=cfg.get('peel_rank', 20))
             ent, tol, source = H.entries, 1e-14 if tol is None else tol, f"a HODLR form of A peeled from {used} products (rank {cfg.get('peel_rank', 20)} per block, {H.K} levels)"
-        info = semiseparable_factors(trial, ent, tol=tol, max_rank=max_rank, where=where)
+        info = semiseparable_factors(trial, ent, tol=tol, max_rank=max_rank, n_far=64 if _point_dim(op) <= 1 else 16 * P, where=where)
     except SingularBlockError as e:
         return False, f"init: semiseparable construction not used (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})", None
     except ValueError as e: return False, f"init: semiseparable construction not used ({e})", None
@@ -189,6 +190,11 @@ def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu', tol:float=
     if not err <= target: note += f", above the target {target:.2g} but within compress_accept = {accept:g}: kept as the result"
     for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.copy_(q)
     return True, note, ranks
+
+def _point_dim(op)->int:
+    "The dimension of a kernel matrix's points behind `op` (through padding), or 0 when A has no points: in 2D and up a cut's interactions reach rows far away in the numbering, and the construction samples more of them."
+    while op is not None and not is_kernel_matrix(getattr(op, 'A', None)): op = (getattr(op, 'padded_from', None) or (None,))[0]
+    return 0 if op is None else int(op.A.points.shape[1])
 
 def direct_start(net:LUNet, Sop, hist, st:dict, cfg:dict, where:str='fit_lu', **ranks)->bool:
     "The closed-form starts (banded, semiseparable), cheapest first for this operator; the accepted one sets `hist.init` and ends the fit's training. Returns whether one was taken."

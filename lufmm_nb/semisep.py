@@ -13,10 +13,10 @@ from .compress import pivot_step
 from .lunet import LUNet
 
 # %% ../nbs/07e_semisep.ipynb #fc96a7b9
-def _proxy_rows(j, N, P, n_far, rng):
-    "Rows that stand for all rows after block j: the next block whole, rows at doubling distances beyond it, and `n_far` random ones."
+def _proxy_rows(j, N, P, n_far, rng, live=None):
+    "Rows that stand for all rows after block j: the next block whole, rows at doubling distances beyond it, and `n_far` random ones (among the first `live` rows: the rest is padding, coupled to nothing)."
     near = np.arange((j + 1) * P, min((j + 2) * P, N))
-    f0 = (j + 2) * P
+    f0, N = (j + 2) * P, N if live is None else min(N, live)
     if f0 >= N: return near
     nf = N - f0
     geo = f0 + np.unique(np.minimum(nf - 1, (1 << np.arange(nf.bit_length() + 1)) - 1))
@@ -29,6 +29,7 @@ def nested_interpolation(entries,            # entries(rows, cols) -> the (len(r
                          max_rank:int=None,  # cap on the rank at every cut (at most P, the default)
                          n_far:int=64,       # random proxy rows beyond the next block
                          seed:int=0,
+                         live:int=None,      # rows from `live` on are padding (a multiple of the identity): no proxies there
                         )->dict:             # G, R, Q (M, P, P) float64, ranks (M,), lost, n_entries
     "Generators of A's block-lower part, `A_ij = G_i R_{i-1} ... R_{j+1} Q_j^T` (i > j), from nested interpolative decompositions on proxy rows; O(N P) entries read."
     M = N // P
@@ -38,7 +39,7 @@ def nested_interpolation(entries,            # entries(rows, cols) -> the (len(r
     ranks, lost, J, rp, n_ent = np.zeros(M, np.int64), 0., np.zeros(0, np.int64), 0, 0
     for j in range(M - 1):
         C = np.concatenate([J, np.arange(j * P, (j + 1) * P)])         # the old skeleton and block j
-        S = entries(_proxy_rows(j, N, P, n_far, rng), C); n_ent += S.size
+        S = entries(_proxy_rows(j, N, P, n_far, rng, live), C); n_ent += S.size
         if not np.isfinite(S).all(): raise ValueError("nested_interpolation: the entries of A hold NaN or Inf")
         _, T, piv = qr(S, mode='economic', pivoting=True, check_finite=False)
         d = np.abs(np.diag(T))
@@ -134,14 +135,16 @@ def semiseparable_factors(net:LUNet,          # the network to overwrite (its N 
                           n_far:int=64,       # random proxy rows per cut
                           seed:int=0,
                           symmetric=None,     # A = A^T: one sweep serves both parts, and U = L^T (None: tested on sampled entries)
+                          live:int=None,      # rows and columns from `live` on are padding (default: net.n, the user's size)
                           where:str='semiseparable_factors',
                          )->dict:             # ranks, lost, n_entries, time_s, cond, symmetric
     "Write the block LU of `A` into `net` in O(N P^2) work from O(N P) entries of A, by nested interpolation on A and A^T and the semiseparable recurrence."
     if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
     t0, N, P, M = time.perf_counter(), net.N, net.block_size, net.n_blocks
     if symmetric is None: symmetric = _looks_symmetric(entries, N, P, seed)
-    lo = nested_interpolation(entries, N, P, tol, max_rank, n_far, seed)
-    up = lo if symmetric else nested_interpolation(lambda r, c: entries(c, r).T, N, P, tol, max_rank, n_far, seed + 1)
+    live = net.n if live is None else live
+    lo = nested_interpolation(entries, N, P, tol, max_rank, n_far, seed, live)
+    up = lo if symmetric else nested_interpolation(lambda r, c: entries(c, r).T, N, P, tol, max_rank, n_far, seed + 1, live)
     i = np.arange(P)
     D = torch.from_numpy(np.stack([entries(m * P + i, m * P + i) for m in range(M)]))
     Ld, Ud, Qh, Uh, cond = semiseparable_lu(D, (lo['G'], lo['R'], lo['Q']), (up['G'], up['R'], up['Q']), where)

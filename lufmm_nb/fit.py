@@ -25,14 +25,15 @@ from .core import check_device, TrainingDiverged, SingularBlockError
 PRESETS = {
     'seed':  dict(optimizer='adam', lr=1e-2, lr_drop=1e-3, lr_drop_step=5000, betas=(0.999, 0.999),
                   max_steps_per_block=50_000, window=1000, rel_tol=1e-3, patience=2,
-                  init_scale=0.1, far_init_scale=None, warm_start=False, polish_steps=0, normalize=True, loss_floor=0.),
+                  init_scale=0.1, far_init_scale=None, warm_start=False, polish_steps=0, normalize=True, loss_floor=0., time_limit=None),
     'quick': dict(optimizer='lbfgs', lbfgs_iter=20, history_size=50, max_steps_per_block=15, window=3,
                   rel_tol=1e-2, patience=1, init_scale=0.1, far_init_scale=0., warm_start=True,
-                  polish_steps=0, normalize=True, loss_floor=1e-24, target=1e-6),
+                  polish_steps=0, normalize=True, loss_floor=1e-24, target=1e-6, time_limit=120.),
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
-                  polish_steps=5000, normalize=True, loss_floor=1e-28,
-                  init='compress', compress_max_n=4096, compress_tol=1e-10, compress_accept=1e-2, target=1e-10),
+                  polish_steps=5000, polish_time_factor=2.0, normalize=True, loss_floor=1e-28,
+                  init='compress', compress_max_n=4096, compress_tol=1e-10, compress_accept=0.5, semiseparable_accept=1e-2,
+                  target=1e-10, time_limit=600.),
 }
 
 # %% ../nbs/07d_fit.ipynb #b5ece84a
@@ -53,9 +54,11 @@ _CHECKS = {  # preset entry: (test, what is expected)
     'init': (lambda v: v in ('random', 'compress'), "'random' or 'compress'"),
     'compress_max_n': (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0'),
     **{k: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, 'a number >= 0')
-       for k in ('compress_tol', 'compress_accept')},
+       for k in ('compress_tol', 'compress_accept', 'semiseparable_accept')},
     'normalize': (lambda v: isinstance(v, bool), 'True or False'),
     'target': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0), 'None or a number >= 0'),
+    'time_limit': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)), 'None or a number > 0'),
+    'polish_time_factor': (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v), 'a number > 0'),
 }
 
 def _check_cfg(cfg, where='fit_lu'):
@@ -154,7 +157,7 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
     if err <= tol: return 'compress'
     return (f"compress (truncated: the compressed exact block LU reproduces A to {err:.2g}, above compress_tol = {tol:g} but "
             f"within compress_accept = {accept:g}: the off-diagonal blocks of its exact factors have numerical rank above "
-            f"block_size = {P}; training refines it from there)")
+            f"block_size = {P}; the polish may refine it)")
 
 # %% ../nbs/07d_fit.ipynb #86a95b02
 @torch.no_grad()
@@ -185,9 +188,9 @@ def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu', tol:float=
             + (f", capped (largest dropped pivot {info['lost']:.1g} of the largest)" if info['lost'] > 0 else "")
             + f"; {check} reproduced to {err:.2g}")
     ranks = dict(lower=info['ranks_lower'].tolist(), upper=info['ranks_upper'].tolist())
-    accept = max(target, cfg.get('compress_accept', 0.))                # 'best': a truncated start is still far ahead of training
+    accept = max(target, cfg.get('semiseparable_accept', 0.))           # 'best': a capped construction is still far ahead of training
     if not err <= accept: return False, note + f", above the target {target:.2g}: not used", ranks
-    if not err <= target: note += f", above the target {target:.2g} but within compress_accept = {accept:g}: kept as the result"
+    if not err <= target: note += f", above the target {target:.2g} but within semiseparable_accept = {accept:g}: kept as the result"
     for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.copy_(q)
     return True, note, ranks
 
@@ -324,7 +327,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
            blockwise:bool=None,      # train block row by block row, freezing what each row used (default True; with `resume`, the checkpoint's)
            optimizer:str=None,       # 'adam' or 'lbfgs'; default from the preset
            max_steps:int=None,       # cap on optimiser steps in this call, all blocks together
-           time_limit:float=None,    # cap on wall time of this call, seconds
+           time_limit:float=None,    # cap on wall time of this call, seconds (default: the preset's, 120 s for 'quick', 600 s for 'best')
            probes=None,              # end-to-end data: None/'identity' for identity columns, an int k for k Gaussian probes
            dtype=torch.float64,      # training dtype
            device=None,              # training device
@@ -367,11 +370,15 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     if resume is None and st['phase'] == 'blockwise' and cfg.get('warm_start') and far_field_zero(net):
         direct_start(net, Sop, hist, st, cfg, where, **ranks)  # banded or semiseparable A: its block LU in closed form
     elif ranks: hist.choices.append(f"rank, tol and max_rank shape the semiseparable construction only, which this fit did not run ({'resumed' if resume is not None else 'its preset has no warm start'})")
+    default_limit = time_limit is None and cfg.get('time_limit') is not None       # the preset's budget: no call runs unbounded
+    if default_limit: time_limit = cfg['time_limit']
     trainer = Trainer(net, Sop, hist, st, cfg, seed=seed, max_steps=max_steps, time_limit=time_limit, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every, progress=progress, t_start=t_start,
+                      checkpoint_every=checkpoint_every, progress=progress, t_start=t_start, user_limit=not default_limit,
                       compressed_start=lambda: compressed_start(net, Sop, cfg), where=where)
     trainer.run()
     if not hist.stopped: hist.stopped = 'converged' if st['phase'] == 'done' else 'stopped'
+    if default_limit and hist.stopped == 'time_limit':
+        hist.choices.append(f"time_limit: none was given, so the preset's {time_limit:g} s applied (pass time_limit= for more)")
     st['elapsed'] = trainer.now()
     with torch.no_grad(): net.L.bridge.mul_(hist.scale)       # every path of L crosses one bridge: L U ~ A, not A / scale
     _judge(net, Aop, hist, cfg, where)                       # error estimate, pivots, warnings

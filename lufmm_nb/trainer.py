@@ -14,7 +14,8 @@ from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 from .training import (unit_rows, edge_tensors, randomize_like, stage_influence, warm_start_stage, warm_start_local,
                                warm_start_all, far_field_zero)
-from .core import TrainingDiverged
+from .core import TrainingDiverged, SingularBlockError
+from .factors import lu_solve
 
 # %% ../nbs/07c_trainer.ipynb #1162b060
 def _grad_masks(params, masks):
@@ -89,17 +90,19 @@ class Trainer:
     def __init__(self, net, Sop, hist, state, cfg, *,
                  seed=0, max_steps=None, time_limit=None, checkpoint=None, checkpoint_every=50, progress=True,
                  t_start=None,              # time.perf_counter() at the start of the call (the budget counts from there)
+                 user_limit:bool=True,      # `time_limit` is the caller's (the polish may use all of it), not a preset's default
                  compressed_start=None,     # callable: the compressed start to try at the first stage the warm start cannot solve
                  where='fit_lu'):
         self.net, self.Sop, self.hist, self.st, self.cfg, self.where = net, Sop, hist, state, cfg, where
         self.seed, self.checkpoint, self.checkpoint_every, self.compressed_start = seed, checkpoint, checkpoint_every, compressed_start
+        self.user_limit = user_limit
         self.params = edge_tensors(net)
         st = self.st
         if st['frozen'] is None: st['frozen'] = [torch.zeros(p.shape[:-2], dtype=torch.bool, device=p.device) for p in self.params]
         self.t_offset, self.t_start = st['elapsed'], time.perf_counter() if t_start is None else t_start
         self.budget = st['step'] + max_steps if max_steps is not None else float('inf')   # budgets count from this call
         self.tl = self.t_offset + time_limit if time_limit is not None else float('inf')
-        self.pbar = None
+        self.pbar, self.t_eval = None, 0.                  # t_eval: seconds of the last loss evaluation (with its gradient)
         if progress:
             stages = range(st['m'], net.n_blocks) if st['phase'] == 'blockwise' else range(1)
             self.pbar = progress_bar(stages, total=len(stages))
@@ -128,7 +131,7 @@ def run_phase(self:Trainer, loss_fn, block, masks, deadline, max_stage_steps, fl
     if st['stopper'] is not None: stopper.load(st['stopper'])
     try:
         while st['stage_step'] < max_stage_steps:
-            if st['step'] >= self.budget or self.now() >= self.tl:
+            if st['step'] >= self.budget or self.now() + self.t_eval >= self.tl:   # no step that cannot finish in time
                 hist.stopped = 'max_steps' if st['step'] >= self.budget else 'time_limit'
                 st['opt'], st['stopper'] = opt.state_dict(), stopper.state(); self.save()
                 return False
@@ -136,9 +139,12 @@ def run_phase(self:Trainer, loss_fn, block, masks, deadline, max_stage_steps, fl
             if cfg['optimizer'] == 'adam' and cfg.get('lr_drop_step') and st['stage_step'] == cfg['lr_drop_step']:
                 for gr in opt.param_groups: gr['lr'] = cfg['lr_drop']
             good, evals = [p.detach().clone() for p in params], [0]
-            def closure():                               # L-BFGS evaluates many times per step: the time limit
-                if evals[0] and self.now() >= self.tl: raise _TimeUp()   # is checked before each evaluation after the first
-                evals[0] += 1; opt.zero_grad(); loss = loss_fn(); loss.backward(); return loss
+            def closure():                               # L-BFGS evaluates many times per step: the time limit is checked
+                if evals[0] and self.now() + self.t_eval >= self.tl: raise _TimeUp()   # before each evaluation after the first,
+                t0 = time.perf_counter(); evals[0] += 1               # against the time the last one took
+                opt.zero_grad(); loss = loss_fn(); loss.backward()
+                self.t_eval = time.perf_counter() - t0
+                return loss
             try: loss = opt.step(closure)
             except _TimeUp:                              # out of time inside a step: back to where it started
                 self._restore(good)
@@ -248,20 +254,79 @@ def end_to_end(self:Trainer)->bool:
         loss = (net(X) - Y).square().sum()
         if transpose_loss: loss = loss + (net(X, transpose=True) - YT).square().sum()
         return loss
-    steps = cfg['polish_steps'] if st['phase'] == 'polish' else cfg['max_steps_per_block'] * net.n_blocks
+    polish = st['phase'] == 'polish'
+    steps = cfg['polish_steps'] if polish else cfg['max_steps_per_block'] * net.n_blocks
     floor = cfg.get('loss_floor', 0.) * float(Y.square().sum() * (2 if transpose_loss else 1))
+    t0 = time.perf_counter()
     with torch.no_grad(): start = float(loss_fn())
-    skip = start <= floor
-    good = [p.detach().clone() for p in self.params] if st['phase'] == 'polish' and not skip else None
+    t_loss, skip = time.perf_counter() - t0, start <= floor
+    tl, capped = self.tl, False
+    if polish and not skip:
+        budget = _polish_budget(self, cfg, t_loss)
+        if isinstance(budget, str): hist.choices.append(budget); skip = True
+        else: self.tl = min(tl, self.now() + budget); capped = self.tl < tl
+    held = _held_out(Sop, N, net.dtype, net.device, self.seed, transpose_loss) if polish and not skip else None
+    good, before = ([p.detach().clone() for p in self.params], held(net)) if held is not None else (None, None)
+    dev0 = _deviation(net, Sop) if held is not None else None
     n0 = len(hist)
-    ok = True if skip else self.run_phase(loss_fn, -1, None, float('inf'), steps, floor)
-    if good is not None and len(hist) > n0:                # the polish never leaves worse factors than it found
-        with torch.no_grad():
-            if not float(loss_fn()) < start:
-                self._restore(good)
-                hist.choices.append(f"polish: {len(hist) - n0} optimiser steps did not lower the loss; the factors they started from were kept")
+    try: ok = True if skip else self.run_phase(loss_fn, -1, None, float('inf'), steps, floor)
+    finally: self.tl = tl
+    if not ok and capped and hist.stopped == 'time_limit':   # the polish's own budget ran out, not the call's
+        ok, hist.stopped = True, None
+        hist.choices.append(f"polish: stopped at its budget of {cfg.get('polish_time_factor', 2.0):g} x the time spent before it "
+                            "(pass time_limit= to give it more)")
+    if good is not None and len(hist) > n0:                # the polish never leaves worse factors than it found, judged on
+        with torch.no_grad(): after, lower = held(net), float(loss_fn()) < start   # probes it never trained on
+        dev1 = _deviation(net, Sop) if lower and after < before else None
+        if not (lower and after < before and dev1 <= dev0):
+            self._restore(good)
+            why = ("did not lower the loss" if not lower else
+                   f"lowered the loss on its probes but not the error on 8 held-out probes ({after:.3g} against {before:.3g}: "
+                   "it fitted its probes, not A)" if not after < before else
+                   f"lowered the error on held-out probes ({before:.3g} to {after:.3g}) but moved (L U)^-1 A further from the "
+                   f"identity (||(L U)^-1 A - I||_2 >= {dev1:.3g} against {dev0:.3g}): a worse preconditioner")
+            hist.choices.append(f"polish: {len(hist) - n0} optimiser steps {why}; the factors they started from were kept")
+        else: hist.choices.append(f"polish: {len(hist) - n0} optimiser steps took the error on 8 held-out probes from {before:.3g} "
+                                  f"to {after:.3g}, and ||(L U)^-1 A - I||_2 from {dev0:.3g} to {dev1:.3g}")
     if ok: st.update(phase='done')
     return ok
+
+def _held_out(Sop, N, dtype, device, seed, transpose_loss, k=8):
+    "`net -> ||L U Z - A Z|| / ||A Z||` (and the same for the transposes) on k Gaussian probes that no loss trains on."
+    Z = torch.randn(N, k, generator=torch.Generator().manual_seed(seed + 7919), dtype=torch.float64).to(dtype=dtype, device=device)
+    Y, YT = Sop.matmat(Z), (Sop.rmatmat(Z) if transpose_loss else None)
+    def err(net):
+        e = torch.linalg.norm(net(Z.T).T - Y) / torch.linalg.norm(Y)
+        if YT is not None: e = torch.maximum(e, torch.linalg.norm(net(Z.T, transpose=True).T - YT) / torch.linalg.norm(YT))
+        return float(e) if bool(torch.isfinite(e)) else math.inf
+    return err
+
+@torch.no_grad()
+def _deviation(net, Sop, k=4, seed=20261206):
+    "A lower estimate of `||(L U)^{-1} A - I||_2` in the network's own numbering (one power step on 4 probes); `inf` where the solve fails."
+    inet = copy.deepcopy(net); inet.config.update(n=None, perm=None)   # the padded, renumbered operator the net was fitted to
+    Z = torch.randn(net.N, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype=net.dtype, device=net.device)
+    est = 0.
+    try:
+        for step in range(2):
+            Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(torch.finfo(Z.dtype).tiny)
+            R = lu_solve(inet, Sop.matmat(Z)) - Z
+            est = max(est, float(torch.linalg.norm(R, dim=0).max()))
+            if step or not Sop.op.has_transpose: break
+            Z = Sop.rmatmat(lu_solve(inet, R, transpose=True)) - R
+    except (ValueError, SingularBlockError): return math.inf
+    return est if math.isfinite(est) else math.inf
+
+def _polish_budget(self, cfg, t_loss):
+    "Seconds the polish may take (what is left of a `time_limit` the caller gave, else `polish_time_factor` times the time spent so far, at least 10 s), or why it is skipped."
+    left = self.tl - self.now()
+    budget = left if self.user_limit else min(left, max(10., cfg.get('polish_time_factor', 2.0) * self.now()))
+    evals = cfg.get('lbfgs_iter', 20) if cfg['optimizer'] == 'lbfgs' else 1
+    need = 3 * evals * t_loss                              # one optimiser step: `evals` losses with their gradients (about 3 losses each)
+    if need > budget:
+        return (f"polish: skipped, one optimiser step (about {need:.2g} s: {evals} evaluations of a loss that alone takes {t_loss:.2g} s) "
+                f"does not fit in its budget of {budget:.2g} s" + ("" if self.user_limit else " (pass time_limit= to give it more)"))
+    return budget
 
 @patch
 def run(self:Trainer)->bool:

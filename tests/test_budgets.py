@@ -1,0 +1,47 @@
+"Budgets that hold and starts that are kept only when they help: the 64 x 64 convection-diffusion grid with a block size below its band, time limits, and the polish guard."
+import time, warnings
+import numpy as np, pytest, torch, scipy.sparse.linalg as spla
+from lufmm_nb import fit_lu, ilu_preconditioner, krylov_solve
+from lufmm_nb.gallery import convection_diffusion_2d
+
+
+def test_wide_band_grid_default_fit_beats_ilu0_within_a_minute():
+    A = convection_diffusion_2d(64, sparse=True)             # bandwidth 64, twice the block size
+    b = np.random.default_rng(0).standard_normal(A.shape[0])
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); net, h = fit_lu(A, block_size=32, progress=False)
+    t = time.perf_counter() - t0
+    assert t < 60, t
+    assert h.init.startswith('compress (truncated') and 0.05 < h.rel_err < 0.5
+    assert any('reproduce A only to' in str(x.message) for x in w)     # approximate factors, and said so
+    lu = krylov_solve(A, b, M=net.as_preconditioner(A, check=None), rtol=1e-8, restart=50, maxiter=4000)
+    ilu0 = krylov_solve(A, b, M=ilu_preconditioner(A, drop_tol=0., fill_factor=1), rtol=1e-8, restart=50, maxiter=4000)
+    assert lu['converged'] and lu['residual'] <= 1e-8 and lu['iterations'] < ilu0['iterations'] / 4, (lu['iterations'], ilu0['iterations'])
+
+
+@pytest.mark.parametrize('limit', [3., 6.])
+def test_time_limit_holds_within_ten_percent(limit):
+    A = convection_diffusion_2d(72, sparse=True)             # N = 5,184 > compress_max_n: trained, so the limit is what stops it
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); net, h = fit_lu(A, block_size=32, time_limit=limit, progress=False)
+    t = time.perf_counter() - t0
+    assert h.stopped in ('time_limit', 'stalled', 'converged')
+    assert t <= 1.1 * limit + 1.5, (t, limit)                  # 10%, plus the closed-form steps around training (fingerprint, verdict)
+
+
+def test_polish_that_hurts_the_preconditioner_is_undone():
+    A = convection_diffusion_2d(16)
+    net0, h0 = fit_lu(A, block_size=8, preset='best', max_steps=0, progress=False)   # the truncated start alone
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore'); net, h = fit_lu(A, block_size=8, preset='best', max_steps=5, progress=False)
+    assert h.init.startswith('compress (truncated')
+    note = [c for c in h.choices if c.startswith('polish:')]
+    assert len(note) == 1
+    if 'were kept' in note[0]:                                  # undone: the factors are the start's, bit for bit
+        assert all(torch.equal(p, q) for p, q in zip(net.parameters(), net0.parameters()))
+    else: assert 'held-out' in note[0]
+    An = A.numpy(); its = []
+    x, info = spla.gmres(An, np.ones(256), M=net.as_preconditioner(An), rtol=1e-10, callback=its.append, callback_type='pr_norm')
+    assert info == 0 and np.linalg.norm(An @ x - 1) / 16 < 1e-8 and len(its) <= 25

@@ -57,6 +57,7 @@ _CHECKS = {  # preset entry: (test, what is expected)
        for k in ('compress_tol', 'compress_accept', 'semiseparable_accept')},
     'normalize': (lambda v: isinstance(v, bool), 'True or False'),
     'target': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0), 'None or a number >= 0'),
+    'proxy_rows': (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1), 'None or an int >= 1'),
     'time_limit': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)), 'None or a number > 0'),
     'polish_time_factor': (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v), 'a number > 0'),
 }
@@ -174,7 +175,8 @@ def semiseparable_start(net:LUNet, Sop, cfg:dict, where:str='fit_lu', tol:float=
             H, used = peel_hodlr(lambda X: Sop.matmat(dev(X)).double().cpu().numpy(), lambda X: Sop.rmatmat(dev(X)).double().cpu().numpy(),
                                  N, P, rank=cfg.get('peel_rank', 20))
             ent, tol, source = H.entries, 1e-14 if tol is None else tol, f"a HODLR form of A peeled from {used} products (rank {cfg.get('peel_rank', 20)} per block, {H.K} levels)"
-        info = semiseparable_factors(trial, ent, tol=tol, max_rank=max_rank, n_far=64 if _point_dim(op) <= 1 else 16 * P, where=where)
+        n_far = cfg.get('proxy_rows') or (64 if _point_dim(op) <= 1 else 32 * P)    # far rows sampled per cut (see semiseparable_factors)
+        info = semiseparable_factors(trial, ent, tol=tol, max_rank=max_rank, n_far=n_far, where=where)
     except SingularBlockError as e:
         return False, f"init: semiseparable construction not used (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})", None
     except ValueError as e: return False, f"init: semiseparable construction not used ({e})", None
@@ -241,7 +243,7 @@ def _check_args(preset, seed, n_blocks, checkpoint, resume, overrides, max_steps
         try: Path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise type(e)(e.errno, f"{where}: cannot create the folder of checkpoint {checkpoint}: {e.strerror or e}") from None
     if preset is not None and preset not in PRESETS: raise ValueError(f"{where}: preset must be one of {list(PRESETS)}, got {preset!r}")
-    known = set().union(*PRESETS.values()) | {'lr', 'lr_drop', 'lr_drop_step', 'betas', 'lbfgs_iter', 'history_size'}
+    known = set().union(*PRESETS.values()) | {'lr', 'lr_drop', 'lr_drop_step', 'betas', 'lbfgs_iter', 'history_size', 'proxy_rows'}
     bad = sorted(set(overrides) - known)
     if bad: raise TypeError(f"{where}: unknown preset entries {bad}; expected one of {sorted(known)}")
     for name, v in (('max_steps', max_steps), ('time_limit', time_limit)):

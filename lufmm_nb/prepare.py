@@ -42,11 +42,18 @@ def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu'):
     return p.astype(np.int64), "order: the permutation given"
 
 # %% ../nbs/07b_prepare.ipynb #08eb411b
-def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, reordered:bool=False):
+def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, reordered:bool=False,
+                    point_dim:int=0,   # dimension of a kernel matrix's points (0: A has none)
+                   ):
     "The block size `fit_lu` picks for `block_size='auto'`, and why (a sentence for `history.choices`)."
     N = Aop.N
     if n_blocks is not None:
         P = max(1, -(-N // n_blocks)); return P, f"block_size {P} = N / n_blocks rounded up (n_blocks = {n_blocks} given)"
+    if point_dim >= 2:                                   # a cut through points in the plane crosses ~ sqrt(N) of them
+        P = min(128, max(32, 1 << round(math.log2(math.sqrt(N)))), max(1, N // 2))
+        return P, (f"block_size {P}: A is a kernel of points in {point_dim}D, where the rank across a cut of the numbering grows "
+                   f"like the number of points along it, about sqrt(N) = {math.sqrt(N):.0f}; a block of about that size holds most "
+                   "of it (the construction caps the rest), from 32 up to 128")
     b = Aop.bandwidth()
     if b is None and Aop.has_entries:
         return 32, ("block_size 32: A is a dense operator served by its entries (a kernel matrix); 32 holds the ranks of a kernel "
@@ -112,6 +119,7 @@ def prepare_operator(A,                         # anything `MatVecOperator` acce
                                  check_finite=False)   # a NaN product is TrainingDiverged, with the last good state
     N, notes = Aop.N, []
     perm, note = operator_ordering(Aop, order, where)
+    dim = int(Aop.A.points.shape[1]) if is_kernel_matrix(Aop.A) else 0
     if perm is not None: Aop = Aop.permuted(perm, where); notes.append(note)
     if is_kernel_matrix(Aop.A) and N <= kernel_max_n:
         i = np.arange(N)                                  # entries are far cheaper than N products, and make A a matrix
@@ -119,7 +127,7 @@ def prepare_operator(A,                         # anything `MatVecOperator` acce
         notes.append(f"kernel: formed from its entries (N = {N} <= compress_max_n = {kernel_max_n}), so that its exact block "
                      "LU is available")
     if isinstance(block_size, str) and block_size == 'auto':
-        block_size, note = auto_block_size(Aop, n_blocks, reordered=perm is not None); notes.append(note)
+        block_size, note = auto_block_size(Aop, n_blocks, reordered=perm is not None, point_dim=dim); notes.append(note)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")
     if n_blocks is None:                                  # the smallest power of two >= 2 of blocks that holds A

@@ -295,6 +295,7 @@ def _held_out(Sop, N, dtype, device, seed, transpose_loss, k=8):
     "`net -> ||L U Z - A Z|| / ||A Z||` (and the same for the transposes) on k Gaussian probes that no loss trains on."
     Z = torch.randn(N, k, generator=torch.Generator().manual_seed(seed + 7919), dtype=torch.float64).to(dtype=dtype, device=device)
     Y, YT = Sop.matmat(Z), (Sop.rmatmat(Z) if transpose_loss else None)
+    @torch.no_grad()
     def err(net):
         e = torch.linalg.norm(net(Z.T).T - Y) / torch.linalg.norm(Y)
         if YT is not None: e = torch.maximum(e, torch.linalg.norm(net(Z.T, transpose=True).T - YT) / torch.linalg.norm(YT))

@@ -141,3 +141,18 @@ def test_products_only_kernel_gets_peeled_factors():
         assert used == A.products and used <= 800, (name, used)   # peeling 4 x 20 x 5 levels + 32, banded probe 100, checks 10
         Z = np.random.default_rng(8).standard_normal((N, 4))
         assert np.linalg.norm(net.as_linear_operator() @ Z - D @ Z) / np.linalg.norm(D @ Z) < 1e-9, name
+
+
+def test_planar_points_get_a_larger_block_and_precondition_cg():
+    "Points in the plane: the block grows with sqrt(N) (rank across a cut), the capped construction is kept and said to be approximate, and it preconditions CG well."
+    N = 4500                                                   # above compress_max_n: the construction from entries
+    pts = np.random.default_rng(3).random((N, 2))
+    K = KernelMatrix(pts, exp_kernel(.2), nugget=1e-2)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); net, h = fit_lu(K, progress=False, compress_max_n=4096)
+    assert net.block_size == 64 and 'points in 2D' in ' '.join(h.choices)
+    assert h.init == 'semiseparable' and 1e-12 < h.rel_err < 1e-2
+    assert any('reproduce A only to' in str(x.message) for x in w)       # capped: approximate, and said so
+    b = np.random.default_rng(4).standard_normal(N); its = [0]
+    x, info = spla.cg(K, b, M=net.as_preconditioner(), rtol=1e-8, maxiter=200, callback=lambda xk: its.__setitem__(0, its[0] + 1))
+    assert info == 0 and np.linalg.norm(K @ x - b) / np.linalg.norm(b) < 1e-7 and its[0] <= 30, its[0]

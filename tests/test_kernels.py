@@ -156,3 +156,18 @@ def test_planar_points_get_a_larger_block_and_precondition_cg():
     b = np.random.default_rng(4).standard_normal(N); its = [0]
     x, info = spla.cg(K, b, M=net.as_preconditioner(), rtol=1e-8, maxiter=200, callback=lambda xk: its.__setitem__(0, its[0] + 1))
     assert info == 0 and np.linalg.norm(K @ x - b) / np.linalg.norm(b) < 1e-7 and its[0] <= 30, its[0]
+
+
+def test_kernel_fit_reads_entries_and_never_multiplies():
+    "A kernel's product costs N^2 kernel values: the fingerprint and the final check read rows as entries, so the fit uses no product at all."
+    from lufmm_nb.fit import matrix_fingerprint, fingerprint_mismatch
+    from lufmm_nb.linop import MatVecOperator
+    x = np.random.default_rng(8).random(3000)
+    K = KernelMatrix(x, exp_kernel(.1), nugget=1e-3)
+    net, h = fit_lu(K, progress=False, compress_max_n=1024)
+    assert h.init == 'semiseparable' and h.products == {'A': 0, 'A^T': 0} and h.rel_err < 1e-12
+    op = MatVecOperator.checked(K, 'test')
+    fp = matrix_fingerprint(op)
+    assert fp['how'] == 'entries' and op.products == {'A': 0, 'A^T': 0}
+    assert fingerprint_mismatch(MatVecOperator(K.entries(np.arange(3000), np.arange(3000))), fp) < 1e-13   # the same matrix, dense
+    assert fingerprint_mismatch(MatVecOperator.checked(KernelMatrix(x, exp_kernel(.1), nugget=2e-3), 'test'), fp) > 1e-6

@@ -120,8 +120,9 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond', 
             for part in ('cases', 'scale'):
                 if out_p.get(part): res[f'precond_{part}'] = [flat(r) for r in out_p[part]]
         elif w == 'kernels':
-            from lufmm_nb.gp import bench_kernels
+            from lufmm_nb.gp import bench_kernels, bench_kernels_2d
             res[w] = bench_kernels(sizes=(6000,) if quick else (4096, 16384, 65536), products_n=6000 if quick else 16384)
+            res['kernels_2d'] = bench_kernels_2d(sizes=(6000,) if quick else (4096, 16384))
         else: raise ValueError(f"run_benchmarks: unknown benchmark {w!r}; expected 'gfmm', 'training', 'solve', 'precond', 'kernels' or 'all'")
     if out is not None:
         p = Path(out); p.mkdir(parents=True, exist_ok=True)

@@ -276,19 +276,19 @@ def amg_preconditioner(A, **kw)->LinearOperator:
 
 # %% ../nbs/10_precond.ipynb #7811ae71
 def learned_preconditioner(A,                       # the matrix (anything `fit_lu` accepts)
-                           block_size:int=32,       # leaf block size P
-                           preset:str='quick',      # `fit_lu` preset; 'matrix-free' uses `fit_matrix_free`
+                           block_size='auto',       # leaf block size P, or 'auto' (`fit_lu` picks it from A; 32 for 'matrix-free')
+                           preset:str=None,         # `fit_lu` preset (default: fit_lu's, 'best'); 'matrix-free' uses `fit_matrix_free`
                            check='warn',            # check `(L^ U^)^{-1} A` against the identity: 'warn', 'raise' or None (see `LUNet.as_preconditioner`)
                            **kw,                    # passed on to `fit_lu` / `fit_matrix_free`
                           )->LinearOperator:
     "Train a `LUNet` on `A` and hand out `(L^ U^)^{-1}` (the structured solve) as a `LinearOperator`; `.setup_s` is the training time, `.net` the network."
     where = 'learned_preconditioner'
-    if preset != 'matrix-free' and preset not in PRESETS:
+    if preset is not None and preset != 'matrix-free' and preset not in PRESETS:
         raise ValueError(f"{where}: preset must be 'matrix-free' or one of {list(PRESETS)} (fit_lu's presets), got {preset!r}")
     if check not in ('warn', 'raise', None): raise ValueError(f"{where}: check must be 'warn', 'raise' or None, got {check!r}")
     t0 = time.perf_counter()
     try:
-        if preset == 'matrix-free': net, hist = fit_matrix_free(A, block_size, **kw)
+        if preset == 'matrix-free': net, hist = fit_matrix_free(A, 32 if block_size == 'auto' else block_size, **kw)
         else: net, hist = fit_lu(A, block_size=block_size, preset=preset, **{'progress': False, **kw})
     except (ValueError, TypeError) as e:                # plain argument errors of the fit: named here, the fit in the message
         if type(e) not in (ValueError, TypeError): raise

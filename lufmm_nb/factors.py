@@ -159,23 +159,30 @@ def preconditioner_deviation(net,            # a `LUNet`
     if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
     Aop = A if isinstance(A, MatVecOperator) else MatVecOperator.checked(A, where, dtype=torch.float64)
     if Aop.N != net.n: raise ValueError(f"{where}: the network is for N = {net.n} but A has N = {Aop.N}")
-    Z = torch.randn(net.n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     f64 = lambda Y: torch.as_tensor(Y).double().cpu()
     to = lambda X: X.to(dtype=Aop.dtype, device=Aop.device)
     def solve(X, transpose=False):                                       # None: the solve overflows or meets a singular pivot
         try: return f64(lu_solve(net, X, transpose=transpose))
         except ValueError: return None
-    est = 0.
+    return _deviation_estimate(solve, lambda Z: f64(Aop.matmat(to(Z))), (lambda Z: f64(Aop.rmatmat(to(Z)))) if Aop.has_transpose else None,
+                              net.n, k, power_steps, seed)
+
+def _deviation_estimate(solve,             # `solve(X, transpose=False)`: `(L^ U^)^{-1} X` (or its transpose's) in float64, None where it fails
+                       matmat, rmatmat,   # `A Z` and `A^T Z` in float64 (`rmatmat` None: plain probes)
+                       n:int, k:int=4, power_steps:int=2, seed:int=20261204,
+                      )->float:
+    "The power iteration behind `preconditioner_deviation`, on any solve and products: a lower estimate of `||(L^ U^)^{-1} A - I||_2`, `inf` when a solve fails."
+    Z, est = torch.randn(n, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), 0.
     for step in range(power_steps + 1):
         Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(1e-300)
-        Y = solve(f64(Aop.matmat(to(Z))))
+        Y = solve(matmat(Z))
         if Y is None: return math.inf                                    # unusable factors: as far from I as it gets
         R = Y - Z                                                        # (B - I) z for unit z
         est = max(est, float(torch.linalg.norm(R, dim=0).max()))
-        if step == power_steps or not Aop.has_transpose or not math.isfinite(est): break
+        if step == power_steps or rmatmat is None or not math.isfinite(est): break
         Y = solve(R, transpose=True)
         if Y is None: return math.inf
-        Z = f64(Aop.rmatmat(to(Y))) - R                                  # (B - I)^T (B - I) z
+        Z = rmatmat(Y) - R                                               # (B - I)^T (B - I) z
     return est if math.isfinite(est) else math.inf
 
 class _FrozenSolve:

@@ -125,7 +125,7 @@ def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203, _inte
 
 # %% ../nbs/07d_fit.ipynb #716e6f73
 def _judge(net, Aop, hist, cfg, where='fit_lu'):
-    "The last step of every fit: estimate the error from a few products, judge the pivots, and say so when the result is not good."
+    "The last step of every fit: estimate the error from a few products (from sampled rows where entries are far cheaper), judge the pivots, and say so when the result is not good."
     if cheap_entries(Aop): hist.rel_err, how = sampled_row_error(net, Aop.entries), '17 sampled rows of A'
     else: hist.rel_err, how = probe_error(net, Aop, _internal=True), '4 random products'
     eps = torch.finfo(net.dtype).eps

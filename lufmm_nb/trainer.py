@@ -15,7 +15,7 @@ from fastprogress.fastprogress import progress_bar
 from .training import (unit_rows, edge_tensors, randomize_like, stage_influence, warm_start_stage, warm_start_local,
                                warm_start_all, far_field_zero)
 from .core import TrainingDiverged, SingularBlockError
-from .factors import lu_solve
+from .factors import lu_solve, _deviation_estimate
 
 # %% ../nbs/07c_trainer.ipynb #1162b060
 def _grad_masks(params, masks):
@@ -303,20 +303,18 @@ def _held_out(Sop, N, dtype, device, seed, transpose_loss, k=8):
     return err
 
 @torch.no_grad()
-def _deviation(net, Sop, k=4, seed=20261206):
-    "A lower estimate of `||(L U)^{-1} A - I||_2` in the network's own numbering (one power step on 4 probes); `inf` where the solve fails."
-    inet = copy.deepcopy(net); inet.config.update(n=None, perm=None)   # the padded, renumbered operator the net was fitted to
-    Z = torch.randn(net.N, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype=net.dtype, device=net.device)
-    est = 0.
-    try:
-        for step in range(2):
-            Z = Z / torch.linalg.norm(Z, dim=0).clamp_min(torch.finfo(Z.dtype).tiny)
-            R = lu_solve(inet, Sop.matmat(Z)) - Z
-            est = max(est, float(torch.linalg.norm(R, dim=0).max()))
-            if step or not Sop.op.has_transpose: break
-            Z = Sop.rmatmat(lu_solve(inet, R, transpose=True)) - R
-    except (ValueError, SingularBlockError): return math.inf
-    return est if math.isfinite(est) else math.inf
+def _deviation(net, Sop):
+    "`_deviation_estimate` (4 probes, one power step) in the network's own numbering: the padded, renumbered operator it is fitted to."
+    f64, op = lambda Y: Y.double().cpu(), Sop.op
+    def solve(X, transpose=False):
+        try: return f64(lu_solve(net, X.to(dtype=net.dtype, device=net.device), transpose=transpose))
+        except (ValueError, SingularBlockError): return None
+    saved = net.config.get('n'), net.config.get('perm')
+    net.config.update(n=None, perm=None)                 # only for this estimate: vectors in the order the net holds A
+    try: return _deviation_estimate(solve, lambda Z: f64(Sop.matmat(Z.to(dtype=op.dtype, device=op.device))),
+                                   (lambda Z: f64(Sop.rmatmat(Z.to(dtype=op.dtype, device=op.device)))) if op.has_transpose else None,
+                                   net.N, k=4, power_steps=1, seed=20261206)
+    finally: net.config.update(n=saved[0], perm=saved[1])
 
 def _polish_budget(self, cfg, t_loss):
     "Seconds the polish may take (what is left of a `time_limit` the caller gave, else `polish_time_factor` times the time spent so far, at least 10 s), or why it is skipped."

@@ -13,6 +13,7 @@ import numpy as np, torch
 from .linop import MatVecOperator
 from .lunet import LUNet
 from .compress import block_lu, compress_gfmm, rel_error
+from .band_compress import block_bandwidth, banded_compress_lu
 from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
 from .semisep import semiseparable_factors, sampled_row_error
@@ -32,7 +33,7 @@ PRESETS = {
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
                   polish_steps=5000, polish_time_factor=2.0, normalize=True, loss_floor=1e-28,
-                  init='compress', compress_max_n=4096, compress_tol=1e-10, compress_accept=0.5, semiseparable_accept=1e-2,
+                  init='compress', compress_max_n=4096, compress_max_numbers=2**30, compress_tol=1e-10, compress_accept=0.5, semiseparable_accept=1e-2,
                   target=1e-10, time_limit=600.),
 }
 
@@ -52,7 +53,7 @@ _CHECKS = {  # preset entry: (test, what is expected)
               'a pair of numbers in [0, 1)'),
     'warm_start': (lambda v: isinstance(v, bool), 'True or False'),
     'init': (lambda v: v in ('random', 'compress'), "'random' or 'compress'"),
-    'compress_max_n': (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0'),
+    **{k: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0') for k in ('compress_max_n', 'compress_max_numbers')},
     **{k: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, 'a number >= 0')
        for k in ('compress_tol', 'compress_accept', 'semiseparable_accept')},
     'normalize': (lambda v: isinstance(v, bool), 'True or False'),
@@ -150,27 +151,37 @@ def _judge(net, Aop, hist, cfg, where='fit_lu'):
 # %% ../nbs/07d_fit.ipynb #43d8df59
 @torch.no_grad()
 def compressed_start(net:LUNet, Sop, cfg:dict)->str:
-    "Load the compressed exact block LU of `A` (as the scaled view `Sop` holds it) into `net` if it reproduces A to `compress_tol` ('compress') or, truncated, to `compress_accept` ('compress (truncated ...)'); else returns why not (then `net` is untouched)."
+    "Load the compressed exact block LU of `A` (as the scaled view `Sop` holds it) into `net` if it reproduces A to `compress_tol` ('compress') or, truncated, to `compress_accept` ('compress (truncated ...)'); else returns why not (then `net` is untouched). A sparse A is factored inside its band at any N (`banded_compress_lu`, within `compress_max_numbers`); any other A is formed densely, up to `compress_max_n`."
     N, P = net.N, net.block_size
     max_n, rtol = cfg.get('compress_max_n', PRESETS['best']['compress_max_n']), cfg.get('compress_tol', PRESETS['best']['compress_tol'])
-    if N > max_n: return f"random (N = {N} > compress_max_n = {max_n})"
-    D = Sop.op.to_dense() / Sop.s
-    if not bool(torch.isfinite(D).all()):
-        raise TrainingDiverged("fit_lu: products with A returned NaN or Inf while forming A for the compressed start", net, None)
-    M, i = net.n_blocks, torch.arange(net.n_blocks, device=D.device)
-    if far_field_zero(net) and not bool(((D.reshape(M, P, M, P).abs().amax((1, 3)) > 0) & ((i[:, None] - i[None]).abs() > 1)).any()):
-        return "random (A is block tridiagonal at this block size: the least-squares warm start is exact)"
-    try: L, U = block_lu(D, P)
-    except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
-    trial = copy.deepcopy(net)
-    compress_gfmm(trial.L, L, warn=False); compress_gfmm(trial.U, U, warn=False)
-    err = rel_error(trial.to_dense(), D)
     tol = max(rtol, 100 * torch.finfo(net.dtype).eps)                      # float32 cannot do better than ~1e-6
-    accept = cfg.get('compress_accept', 0.)
+    accept, exact_note = cfg.get('compress_accept', 0.), "random (A is block tridiagonal at this block size: the least-squares warm start is exact)"
+    if Sop.op.kind == 'sparse':                              # inside the band: no N x N matrix, at any N
+        S = Sop.op.sparse_matrix(); w = block_bandwidth(S, P)
+        if w <= 1 and far_field_zero(net): return exact_note
+        need, cap = 6 * N * (w + 1) * P, cfg.get('compress_max_numbers', PRESETS['best']['compress_max_numbers'])
+        if need > cap: return (f"random (the band's factors and their windows need about {need:,} numbers at block bandwidth {w}, "
+                               f"above compress_max_numbers = {cap:,})")
+        try: trial, info = banded_compress_lu(S / Sop.s, P, dtype=net.dtype, device=net.device, where='fit_lu')
+        except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
+        err, how = info['rel_err'], f"computed inside the band, block bandwidth {w}, in {info['time_s']:.1f} s; error from 4 random products"
+    else:
+        if N > max_n: return f"random (N = {N} > compress_max_n = {max_n})"
+        D = Sop.op.to_dense() / Sop.s
+        if not bool(torch.isfinite(D).all()):
+            raise TrainingDiverged("fit_lu: products with A returned NaN or Inf while forming A for the compressed start", net, None)
+        M, i = net.n_blocks, torch.arange(net.n_blocks, device=D.device)
+        if far_field_zero(net) and not bool(((D.reshape(M, P, M, P).abs().amax((1, 3)) > 0) & ((i[:, None] - i[None]).abs() > 1)).any()):
+            return exact_note
+        try: L, U = block_lu(D, P)
+        except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
+        trial = copy.deepcopy(net)
+        compress_gfmm(trial.L, L, warn=False); compress_gfmm(trial.U, U, warn=False)
+        err, how = rel_error(trial.to_dense(), D), "formed densely"
     if not err <= max(tol, accept): return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
     for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.copy_(q)
     if err <= tol: return 'compress'
-    return (f"compress (truncated: the compressed exact block LU reproduces A to {err:.2g}, above compress_tol = {tol:g} but "
+    return (f"compress (truncated: the compressed exact block LU reproduces A to {err:.2g} ({how}), above compress_tol = {tol:g} but "
             f"within compress_accept = {accept:g}: the off-diagonal blocks of its exact factors have numerical rank above "
             f"block_size = {P}; the polish may refine it)")
 
@@ -335,7 +346,7 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
 
 # %% ../nbs/07d_fit.ipynb #f2a0d13b
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, KernelMatrix or callable (with `n=`/`rmatvec=`)
-           block_size='auto',        # leaf block size `P`, or 'auto': at least A's bandwidth where its entries are at hand (up to 256); about sqrt(N) for a kernel of points in 2D and up (32 to 128); else 32
+           block_size='auto',        # leaf block size `P`, or 'auto': at least A's bandwidth where its entries are at hand (up to 256; a wider sparse band gets 64); about sqrt(N) for a kernel of points in 2D and up (32 to 128); else 32
            n_blocks:int=None,        # number of leaf blocks, a power of two (default: the smallest with n_blocks * block_size >= N; A is padded to that size)
            order='auto',             # 'auto' (reverse Cuthill-McKee for sparse A where it narrows the band, tree_order for a KernelMatrix), 'natural', 'rcm' or a permutation
            preset:str=None,          # 'seed' (the article's Adam schedule), 'quick' or 'best' (default 'best'; with `resume`, the checkpoint's)

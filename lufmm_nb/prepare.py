@@ -65,6 +65,10 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
                  "the exact factors of a narrow band" if reordered else "an ordering that narrows the band, such as order='rcm', "
                  "would help") if Aop.kind == 'sparse' else
                 "A is dense, so the blocks away from the diagonal are approximated through the tree")
+        if Aop.kind == 'sparse':                         # 'best' factors it inside the band and compresses it: memory grows with P
+            P = min(64, max(1, N // 2))
+            return P, (f"block_size {P}: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal; "
+                       f"its block LU, computed inside the band, is compressed to rank {P} per node and the factors are approximate ({hint})")
         return 32, (f"block_size 32: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal "
                     f"and the factors are approximate ({hint})")
     M = 2

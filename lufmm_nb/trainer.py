@@ -249,6 +249,9 @@ def end_to_end(self:Trainer)->bool:
     N, P, transpose_loss, probes = net.N, net.block_size, st['transpose_loss'], st.get('probes')
     kind = 'identity' if (probes in (None, 'identity') and N <= 4096) else 'random'
     k = probes if isinstance(probes, int) else 4 * P
+    if st['phase'] == 'polish':                            # does one optimiser step fit? judged from a few columns, before any probe is formed
+        skip_note = _polish_budget(self, cfg, _loss_time_guess(net, N if kind == 'identity' else k, transpose_loss, self.seed))
+        if isinstance(skip_note, str): hist.choices.append(skip_note); st.update(phase='done'); return True
     X, Y, YT = _probe_set(Sop, kind, N, k, net.dtype, net.device, self.seed, transpose_loss)
     def loss_fn():
         loss = (net(X) - Y).square().sum()
@@ -315,6 +318,16 @@ def _deviation(net, Sop):
                                    (lambda Z: f64(Sop.rmatmat(Z.to(dtype=op.dtype, device=op.device)))) if op.has_transpose else None,
                                    net.N, k=4, power_steps=1, seed=20261206)
     finally: net.config.update(n=saved[0], perm=saved[1])
+
+@torch.no_grad()
+def _loss_time_guess(net, cols:int, transpose_loss:bool, seed:int)->float:
+    "Seconds one loss of `cols` probe columns takes, extrapolated from the network applied to at most 32 columns (no product with A): the polish is skipped on this guess alone when even that does not fit, without forming the probes."
+    c = min(cols, 32)
+    X = torch.randn(c, net.N, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype=net.dtype, device=net.device)
+    t0 = time.perf_counter()
+    net(X)
+    if transpose_loss: net(X, transpose=True)
+    return (time.perf_counter() - t0) * cols / c
 
 def _polish_budget(self, cfg, t_loss):
     "Seconds the polish may take (what is left of a `time_limit` the caller gave, else `polish_time_factor` times the time spent so far, at least 10 s), or why it is skipped."

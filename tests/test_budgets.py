@@ -1,4 +1,4 @@
-"Budgets that hold and starts that are kept only when they help: the 64 x 64 convection-diffusion grid with a block size below its band, time limits, and the polish guard."
+"Budgets that hold and starts that are kept only when they help: convection-diffusion grids with a block size below their band (64 x 64, and 128 x 128 beyond the size A can be formed), time limits, and the polish guard."
 import time, warnings
 import numpy as np, pytest, torch, scipy.sparse.linalg as spla
 from lufmm_nb import fit_lu, ilu_preconditioner, krylov_solve
@@ -22,10 +22,10 @@ def test_wide_band_grid_default_fit_beats_ilu0_within_a_minute():
 
 @pytest.mark.parametrize('limit', [3., 6.])
 def test_time_limit_holds_within_ten_percent(limit):
-    A = convection_diffusion_2d(72, sparse=True)             # N = 5,184 > compress_max_n: trained, so the limit is what stops it
+    A = convection_diffusion_2d(72, sparse=True)             # no compressed start allowed: trained, so the limit is what stops it
     t0 = time.perf_counter()
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore'); net, h = fit_lu(A, block_size=32, time_limit=limit, progress=False)
+        warnings.simplefilter('ignore'); net, h = fit_lu(A, block_size=32, time_limit=limit, progress=False, compress_max_numbers=0)
     t = time.perf_counter() - t0
     assert h.stopped in ('time_limit', 'stalled', 'converged')
     assert t <= 1.1 * limit + 1.5, (t, limit)                  # 10%, plus the closed-form steps around training (fingerprint, verdict)
@@ -45,3 +45,22 @@ def test_polish_that_hurts_the_preconditioner_is_undone():
     An = A.numpy(); its = []
     x, info = spla.gmres(An, np.ones(256), M=net.as_preconditioner(An), rtol=1e-10, callback=its.append, callback_type='pr_norm')
     assert info == 0 and np.linalg.norm(An @ x - 1) / 16 < 1e-8 and len(its) <= 25
+
+
+def test_wide_band_beyond_dense_sizes_is_factored_inside_the_band(monkeypatch):
+    from lufmm_nb.linop import MatVecOperator
+    def refuse(*a, **k): raise AssertionError('an N x N matrix was formed')
+    monkeypatch.setattr(MatVecOperator, 'to_dense', refuse)     # the sparse path never densifies A
+    A = convection_diffusion_2d(128, sparse=True)            # N = 16,384 > compress_max_n; band 128, four blocks of 32
+    b = np.random.default_rng(1).standard_normal(A.shape[0])
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); net, h = fit_lu(A, block_size=32, progress=False)
+    t = time.perf_counter() - t0
+    assert t < 60, t
+    assert h.init.startswith('compress (truncated') and 'computed inside the band, block bandwidth 4' in h.init
+    assert any('reproduce A only to' in str(x.message) for x in w)
+    lu = krylov_solve(A, b, M=net.as_preconditioner(A, check=None), rtol=1e-8, restart=50, maxiter=2000)   # true residual checked below
+    spilu = krylov_solve(A, b, M=ilu_preconditioner(A), rtol=1e-8, restart=50, maxiter=2000)
+    assert lu['converged'] and lu['residual'] <= 1e-8 and lu['iterations'] <= 35, lu['iterations']
+    assert lu['iterations'] < spilu['iterations'] or not spilu['converged'], (lu['iterations'], spilu['iterations'])

@@ -43,6 +43,7 @@ def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu'):
 
 # %% ../nbs/07b_prepare.ipynb #08eb411b
 def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, reordered:bool=False,
+                    rcm_tried:bool=False,   # order='auto' tried reverse Cuthill-McKee and it did not narrow the band
                     point_dim:int=0,   # dimension of a kernel matrix's points (0: A has none)
                    ):
     "The block size `fit_lu` picks for `block_size='auto'`, and why (a sentence for `history.choices`)."
@@ -62,7 +63,8 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
     target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
     if target > max_block:
         hint = (("the band stays this wide after reverse Cuthill-McKee, as for a 3D mesh: expect a weaker preconditioner than "
-                 "the exact factors of a narrow band" if reordered else "an ordering that narrows the band, such as order='rcm', "
+                 "the exact factors of a narrow band" if reordered else "reverse Cuthill-McKee does not narrow it, as for a grid numbered "
+                 "line by line" if rcm_tried else "an ordering that narrows the band, such as order='rcm', "
                  "would help") if Aop.kind == 'sparse' else
                 "A is dense, so the blocks away from the diagonal are approximated through the tree")
         if Aop.kind == 'sparse':                         # 'best' factors it inside the band and compresses it: memory grows with P
@@ -131,7 +133,8 @@ def prepare_operator(A,                         # anything `MatVecOperator` acce
         notes.append(f"kernel: formed from its entries (N = {N} <= compress_max_n = {kernel_max_n}), so that its exact block "
                      "LU is available")
     if isinstance(block_size, str) and block_size == 'auto':
-        block_size, note = auto_block_size(Aop, n_blocks, reordered=perm is not None, point_dim=dim); notes.append(note)
+        block_size, note = auto_block_size(Aop, n_blocks, reordered=perm is not None, point_dim=dim,
+                                          rcm_tried=perm is None and isinstance(order, str) and order == 'auto'); notes.append(note)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")
     if n_blocks is None:                                  # the smallest power of two >= 2 of blocks that holds A

@@ -73,14 +73,16 @@ def _leaf_windows(Bb, lower:bool, rows:bool):
 
 def _window_bases(Y,            # (M, P, E) the leaves' windows
                   left:bool,    # windows end where their node starts (else: start where it ends)
+                  keep:bool=True, # keep the projected rows of levels 1..K-1 (the bridges need the row side's only)
                  ):             # `(transfers {k: (2^k, P, P)}, projected rows {k: (2^k, P, E)}, lost {k: float})`
-    "Nested bases of rank P, bottom-up, from windows of E columns beside each node; `lost[k]` is the largest singular value dropped at level k, relative to the largest."
+    "Nested bases of rank P, bottom-up, from windows of E columns beside each node; `lost[k]` is the largest singular value dropped at level k, relative to the largest. The leaves' windows are released as soon as they are used."
     M, P, E = Y.shape
     K, tiny = M.bit_length() - 1, torch.finfo(Y.dtype).tiny
     transfers, proj, lost = {}, {K: Y}, {}
+    del Y                                                          # held by `proj` alone: released after the first level
     for k in range(K, 1, -1):
         nk, Yc = P << (K - k), proj[k].unflatten(0, (-1, 2))         # children of size nk, in pairs
-        Z = Y.new_zeros(2 ** (k - 1), 2, P, max(E, 2 * P))        # at least as wide as tall (left_svd)
+        Z = Yc.new_zeros(2 ** (k - 1), 2, P, max(E, 2 * P))        # at least as wide as tall (left_svd)
         a, b = (0, 1) if left else (1, 0)                          # a: the child whose window is its parent's
         Z[:, a, :, :E] = Yc[:, a]
         if nk < E:                                                 # the other reaches past its sibling by E - nk
@@ -91,6 +93,8 @@ def _window_bases(Y,            # (M, P, E) the leaves' windows
         lost[k - 1] = float((s[:, P:] / s[:, :1].clamp_min(tiny)).amax()) if s.shape[-1] > P else 0.
         transfers[k] = u[..., :P].reshape(2 ** k, P, P)
         proj[k - 1] = (u[..., :P].mT @ Z)[..., :E]
+        del Z, Yc
+        if not keep or k == K: proj.pop(k)
     return transfers, proj, lost
 
 def _edge_bases(transfers, M:int, P:int, E:int, dtype):
@@ -124,8 +128,8 @@ def compress_banded(blk:GFMMBlock,  # the triangular GFMM-block to overwrite: `l
     w = Bb.shape[1] - 1; E = max(w, 1) * P
     if w == 0: Bb = torch.cat([Bb, torch.zeros_like(Bb)], 1)   # block diagonal: one empty block diagonal beside it
     for p in (blk.enc, blk.dec, blk.bridge): p.zero_()
+    Tc, _, lost_c = _window_bases(_leaf_windows(Bb, lower, False), not lower, keep=False)   # columns of L reach right, of U left
     Tr, proj, lost_r = _window_bases(_leaf_windows(Bb, lower, True), lower)       # rows of L reach left, rows of U right
-    Tc, _, lost_c = _window_bases(_leaf_windows(Bb, lower, False), not lower)
     for k in range(2, K + 1):
         s = slice(2 ** k - 1, 2 ** (k + 1) - 1)
         blk.dec[s], blk.enc[s] = Tr[k], Tc[k].mT
@@ -166,10 +170,12 @@ def banded_compress_lu(A,                    # scipy sparse (N, N), N = M P with
         raise ValueError(f"{where}: expected a square A with N = M * block_size, M a power of two >= 2, got shape {A.shape} and block_size {P!r}")
     Lb, Ub, cond = block_banded_lu(A, P, where=where)
     net = LUNet(M, P, dtype=dtype, device=device, far_init_scale=0.)
-    iL, iU = compress_banded(net.L, Lb, True), compress_banded(net.U, Ub, False)
+    w = Lb.shape[1] - 1
+    iL = compress_banded(net.L, Lb, True); del Lb                   # each factor's band is released once it is written
+    iU = compress_banded(net.U, Ub, False); del Ub
     Z = torch.randn(N, 4, generator=torch.Generator().manual_seed(20261206), dtype=torch.float64)
     Y = torch.from_numpy(np.asarray(sp.csr_matrix(A) @ Z.numpy()))
     with torch.no_grad(): Yh = net(Z.T.to(dtype=net.dtype, device=net.device)).T.double().cpu()
     lost = max([0., *iL['lost_rows'].values(), *iL['lost_cols'].values(), *iU['lost_rows'].values(), *iU['lost_cols'].values()])
-    return net, dict(block_bandwidth=Lb.shape[1] - 1, lost=lost, rel_err=rel_error(Yh, Y), max_pivot_cond=float(cond.max()),
+    return net, dict(block_bandwidth=w, lost=lost, rel_err=rel_error(Yh, Y), max_pivot_cond=float(cond.max()),
                      time_s=time.perf_counter() - t0)

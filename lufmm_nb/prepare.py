@@ -157,10 +157,10 @@ def _tridiagonal_blocks(Sop, P, M, where='fit_lu'):
     "`((A_{i,i-1}, A_ii, A_{i,i+1}), products, how)` of the scaled operator if A is block tridiagonal at block size P, else `(None, products, why not)`."
     A, s, N = Sop.op, Sop.s, M * P
     if A.kind == 'sparse':                                 # read off the nonzeros: no products at all
-        C = A.sparse_matrix().tocoo(); bi, bj = C.row // P, C.col // P
+        C = A.sparse_matrix().tocoo(); C.sum_duplicates(); bi, bj = C.row // P, C.col // P   # one entry per position
         if C.nnz and int(np.abs(bj - bi).max()) > 1: return None, 0, "sparse A has nonzeros beyond the block tridiagonal band"
         out = np.zeros((3, M, P, P))
-        np.add.at(out, (bj - bi + 1, bi, C.row % P, C.col % P), C.data / s)
+        out[bj - bi + 1, bi, C.row % P, C.col % P] = C.data / s    # distinct positions: plain assignment (np.add.at is ~10x slower)
         return tuple(torch.from_numpy(o).to(dtype=A.dtype, device=A.device) for o in out), 0, "its nonzeros"
     if A.kind == 'tensor':
         B, i = A.dense_matrix().reshape(M, P, M, P), torch.arange(M, device=A.device)

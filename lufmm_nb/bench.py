@@ -117,7 +117,7 @@ def run_benchmarks(which:str='all',   # 'gfmm', 'training', 'solve', 'precond', 
             from lufmm_nb.precond_bench import bench_precond
             out_p = bench_precond(quick=quick)          # {'cases': [...], 'scale': [...]}: keep the scalar columns
             flat = lambda r: {k: v for k, v in r.items() if isinstance(v, (int, float, str, bool, type(None)))}
-            for part in ('cases', 'scale'):
+            for part in ('cases', 'scale', 'wide_band'):
                 if out_p.get(part): res[f'precond_{part}'] = [flat(r) for r in out_p[part]]
         elif w == 'kernels':
             from lufmm_nb.gp import bench_kernels, bench_kernels_2d

@@ -74,6 +74,22 @@ def case_matrix(op:str,   # 'laplacian_2d', 'convection_diffusion_2d' or 'rbf_ke
     if op == 'rbf_kernel': return operators.rbf_kernel(n).numpy()
     raise ValueError(f"case_matrix: expected op 'laplacian_2d', 'convection_diffusion_2d' or 'rbf_kernel', got {op!r}")
 
+def _air_and_splu(A):
+    "pyamg's AIR (one V-cycle; made for nonsymmetric A) and SuperLU's exact sparse LU as preconditioners, with their setup times."
+    import pyamg, scipy.sparse.linalg as spla
+    t0 = time.perf_counter(); ml = pyamg.air_solver(sp.csr_matrix(A)); t1 = time.perf_counter()
+    lu = spla.splu(sp.csc_matrix(A)); t2 = time.perf_counter()
+    V = ml.aspreconditioner()
+    air = LinearOperator(A.shape, matvec=lambda x: V @ x, dtype=np.float64); air.setup_s = t1 - t0
+    ex = LinearOperator(A.shape, matvec=lu.solve, dtype=np.float64); ex.setup_s, ex.nbytes = t2 - t1, (lu.L.nnz + lu.U.nnz) * 12
+    return air, ex
+
+def _factor_mb(M):
+    "MiB held by a factorisation: SuperLU's L + U (values and indices), a learned LU's numbers; None for the others."
+    net = getattr(M, 'net', None)
+    if net is not None: return (net.L.num_params + net.U.num_params) * net.L.enc.element_size() / 2**20
+    return getattr(M, 'nbytes', None) and M.nbytes / 2**20
+
 def precond_case(op:str,                  # see `case_matrix`
                  n:int,                   # grid points per side (2D) or kernel size
                  block_size:int=None,     # leaf block size P (default: n for a 2D grid, one grid line per block; 32 for kernels)
@@ -92,7 +108,9 @@ def precond_case(op:str,                  # see `case_matrix`
     P = block_size or (n if op.endswith('_2d') else 32)
     Ms = {'none': None, 'jacobi': jacobi_preconditioner(A), 'ilu (spilu defaults)': ilu_preconditioner(A),
           'ilu(0)-like': ilu_preconditioner(A, fill_factor=1, drop_tol=0)}
-    if sp.issparse(A): Ms['amg (pyamg SA)'] = amg_preconditioner(A)
+    if sp.issparse(A):
+        Ms['amg (pyamg SA)'] = amg_preconditioner(A)
+        Ms['amg (pyamg AIR)'], Ms['splu (exact)'] = _air_and_splu(A)
     for p in presets:
         if p == 'matrix-free':
             bw = block_bandwidth(A, P)
@@ -103,11 +121,13 @@ def precond_case(op:str,                  # see `case_matrix`
     rows = krylov_compare(A, b, Ms, solver=solver, rtol=rtol, restart=restart, maxiter=maxiter)
     for r in rows:
         h = getattr(Ms[r['name']], 'history', None)
-        r.update(op=op, N=N, P=P, train_note=getattr(h, 'stopped', '') or '')
+        r.update(op=op, N=N, P=P, train_note=getattr(h, 'stopped', '') or '', factor_mb=_factor_mb(Ms[r['name']]))
     if verbose:
         print(f"== {op}, {'%d x %d grid, ' % (n, n) if op.endswith('_2d') else ''}N = {N}, P = {P}, {solver}"
               f"{'(%d)' % restart if solver == 'gmres' else ''}, rtol {rtol:g}")
         print(format_table(rows, baselines=('none', 'ilu(0)-like')))
+        mem = [f"{r['name']} {r['factor_mb']:.1f}" for r in rows if r['factor_mb']]
+        if mem: print('factor MiB: ' + ', '.join(mem) + (f"; an exact banded factor would hold {2 * N * n * 8 / 2**20:.1f}" if op.endswith('_2d') else ''))
         notes = [f"{r['name']}: {r['setup_s']:.1f} s ({r['train_note']})" for r in rows if r['train_note']]
         if notes: print('training: ' + '; '.join(notes), flush=True)
     return rows
@@ -136,18 +156,23 @@ def bench_precond(quick:bool=False,           # small sizes only (seconds instea
                   presets=None,               # `fit_lu` presets for the cases; default ('quick', 'best'), quick: ('quick',)
                   time_limit:float=300.,      # cap on each `fit_lu` run of the cases, seconds
                   scale_sizes=None,           # N for the matrix-free runs; default (16384, 65536), quick: (4096,)
+                  wide_band=None,             # [(n, P), ...]: n x n convection-diffusion grids (band n) with blocks P < n, preset 'best'; default ((128, 32), (256, 64)), quick: ((32, 16),)
                   scale_ops=('convection_diffusion_1d', 'laplacian_1d'),
                   fit_lu_max_n:int=65536,     # largest N at which `fit_lu` 'quick' really runs; above it its time is only estimated
                   subprocess:bool=True,       # run each scale job in a fresh process (honest peak memory)
                   verbose:bool=True,
                  )->dict:                     # {'cases': rows, 'scale': rows}
-    "The preconditioning benchmark: every preconditioner on every case, then matrix-free factorisations at large N, printed side by side."
+    "The preconditioning benchmark: every preconditioner on every case, grids whose band is wider than the block, then matrix-free factorisations at large N, printed side by side."
     cases = cases if cases is not None else (_QUICK_CASES if quick else _FULL_CASES)
     presets = presets if presets is not None else (('quick',) if quick else ('quick', 'best'))
     scale_sizes = scale_sizes if scale_sizes is not None else ((4096,) if quick else (16384, 65536))
-    out = dict(cases=[], scale=[])
+    wide_band = wide_band if wide_band is not None else (((32, 16),) if quick else ((128, 32), (256, 64)))
+    out = dict(cases=[], scale=[], wide_band=[])
     for op, n, P in cases:
         out['cases'] += precond_case(op, n, P, presets=presets, time_limit=time_limit, verbose=verbose)
+    if verbose and wide_band: print("== bands wider than the block: fit_lu's compressed band LU (preset 'best')", flush=True)
+    for n, P in wide_band:
+        out['wide_band'] += precond_case('convection_diffusion_2d', n, P, presets=('best',), verbose=verbose)   # fit_lu's own budgets: a time_limit would all go to the polish
     try: from lufmm_nb.precond_bench import scale_run as run  # the module's copy: picklable for the subprocess
     except ImportError: run = scale_run
     call = (lambda *a: _in_subprocess(run, *a)) if subprocess else run

@@ -329,7 +329,9 @@ def _resume(resume, prep, dtype, device, preset, overrides, optimizer, given, wh
 def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed, dtype, device, where):
     "A new network (random weights), history and training state for this call."
     torch.manual_seed(seed)
-    net = LUNet(prep.n_blocks, prep.block_size, dtype=dtype, device=device, init_scale=cfg['init_scale'],
+    banded = (cfg.get('warm_start') and blockwise is not False and prep.op.kind == 'sparse'      # the exact banded start will overwrite
+              and block_bandwidth(prep.op.sparse_matrix(), prep.block_size) <= 1)               # every weight it reads: no random draws
+    net = LUNet(prep.n_blocks, prep.block_size, dtype=dtype, device=device, init_scale=0. if banded else cfg['init_scale'],
                 far_init_scale=cfg['far_init_scale'], n=prep.n, pad_value=prep.pad_value, perm=prep.perm)
     hist = TrainHistory(scale=training_scale(prep.op, prep.block_size, normalize, dtype, where), preset=preset,
                         choices=list(prep.choices))

@@ -177,7 +177,7 @@ def _bridge_index(self:GFMMBlock):
 def reset_parameters(self:GFMMBlock, scale:float=0.1):
     "Draw every edge uniform in [-scale, scale]; structurally absent edges are set to zero."
     with torch.no_grad():
-        for p in (self.enc, self.dec, self.bridge): p.uniform_(-scale, scale)
+        for p in (self.enc, self.dec, self.bridge): p.zero_() if scale == 0 else p.uniform_(-scale, scale)   # zeros: no random draws
         self.enc.mul_(self.edge_mask[:, None, None]); self.dec.mul_(self.edge_mask[:, None, None])
         if not self.toeplitz: self.bridge.mul_(self.bridge_mask[..., None, None])
     return self

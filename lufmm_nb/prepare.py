@@ -62,7 +62,7 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
     if b is None: return 32, "block_size 32: A is known only by its products, so its bandwidth is unknown"
     target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
     if target > max_block:
-        hint = (("the band stays this wide after reverse Cuthill-McKee, as for a 3D mesh: expect a weaker preconditioner than "
+        hint = (("the band stays this wide after reverse Cuthill-McKee (a mesh's band grows like sqrt(N) in 2D, N^(2/3) in 3D): expect a weaker preconditioner than "
                  "the exact factors of a narrow band" if reordered else "reverse Cuthill-McKee does not narrow it, as for a grid numbered "
                  "line by line" if rcm_tried else "an ordering that narrows the band, such as order='rcm', "
                  "would help") if Aop.kind == 'sparse' else

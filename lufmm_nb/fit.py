@@ -29,7 +29,7 @@ PRESETS = {
                   init_scale=0.1, far_init_scale=None, warm_start=False, polish_steps=0, normalize=True, loss_floor=0., time_limit=None),
     'quick': dict(optimizer='lbfgs', lbfgs_iter=20, history_size=50, max_steps_per_block=15, window=3,
                   rel_tol=1e-2, patience=1, init_scale=0.1, far_init_scale=0., warm_start=True,
-                  polish_steps=0, normalize=True, loss_floor=1e-24, target=1e-6, time_limit=120.),
+                  polish_steps=0, normalize=True, loss_floor=1e-24, target=1e-6, time_limit=120., band_start=True, compress_accept=0.5),
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
                   polish_steps=5000, polish_time_factor=2.0, normalize=True, loss_floor=1e-28,
@@ -51,7 +51,7 @@ _CHECKS = {  # preset entry: (test, what is expected)
     'far_init_scale': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0), 'None or a number >= 0'),
     'betas': (lambda v: isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in v),
               'a pair of numbers in [0, 1)'),
-    'warm_start': (lambda v: isinstance(v, bool), 'True or False'),
+    **{k: (lambda v: isinstance(v, bool), 'True or False') for k in ('warm_start', 'band_start')},
     'init': (lambda v: v in ('random', 'compress'), "'random' or 'compress'"),
     **{k: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, 'an int >= 0') for k in ('compress_max_n', 'compress_max_numbers')},
     **{k: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, 'a number >= 0')
@@ -343,7 +343,8 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
     if cfg.get('init') == 'compress' and not blockwise:   # block-wise runs try it at the first stage the warm start cannot solve
         hist.init = compressed_start(net, prep.op.scaled(hist.scale), cfg)
         if hist.init.startswith('compress'): st['phase'] = 'polish' if cfg.get('polish_steps') else 'done'
-    st.update(try_compress=cfg.get('init') == 'compress' and blockwise, exact=True)
+    band = cfg.get('band_start', False) and prep.op.kind == 'sparse'    # 'quick': the band's block LU only, never a dense A
+    st.update(try_compress=(cfg.get('init') == 'compress' or band) and blockwise, exact=True)
     return net, hist, st
 
 # %% ../nbs/07d_fit.ipynb #f2a0d13b

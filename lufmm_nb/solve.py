@@ -64,8 +64,9 @@ def pivot_block_conditions(DL, DU, DLinv, DUinv):
     ok = torch.isfinite(S).flatten(1).all(1) & torch.isfinite(Sinv).flatten(1).all(1)   # an overflow is an infinite condition
     cond = torch.full((S.shape[0],), math.inf, dtype=torch.float64, device=S.device)
     if bool(ok.any()):
-        by_svd = torch.linalg.cond(S[ok])                        # floored by the rounding of forming S ...
-        by_inv = torch.linalg.matrix_norm(S[ok], 2) * torch.linalg.matrix_norm(Sinv[ok], 2)   # ... this one is not
+        sv = torch.linalg.svdvals(S[ok])                         # one batch of SVDs serves both estimates
+        by_svd = sv[:, 0] / sv[:, -1]                             # floored by the rounding of forming S ...
+        by_inv = sv[:, 0] * torch.linalg.matrix_norm(Sinv[ok], 2) # ... this one is not
         cond[ok] = torch.maximum(by_svd, by_inv)
     return cond.cpu().nan_to_num(nan=math.inf)
 

@@ -13,7 +13,8 @@ import numpy as np, torch
 from .linop import MatVecOperator
 from .lunet import LUNet
 from .compress import block_lu, compress_gfmm, rel_error
-from .band_compress import block_bandwidth, banded_compress_lu
+from .band_compress import banded_compress_lu
+from .gallery import block_bandwidth
 from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
 from .semisep import semiseparable_factors, sampled_row_error
@@ -157,7 +158,7 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
     tol = max(rtol, 100 * torch.finfo(net.dtype).eps)                      # float32 cannot do better than ~1e-6
     accept, exact_note = cfg.get('compress_accept', 0.), "random (A is block tridiagonal at this block size: the least-squares warm start is exact)"
     if Sop.op.kind == 'sparse':                              # inside the band: no N x N matrix, at any N
-        S = Sop.op.sparse_matrix(); w = block_bandwidth(S, P)
+        S = Sop.op.sparse_matrix(); w = block_bandwidth(S, P)   # finite: MatVecOperator checks a sparse A's entries
         if w <= 1 and far_field_zero(net): return exact_note
         need, cap = 6 * N * (w + 1) * P, cfg.get('compress_max_numbers', PRESETS['best']['compress_max_numbers'])
         if need > cap: return (f"random (the band's factors and their windows need about {need:,} numbers at block bandwidth {w}, "

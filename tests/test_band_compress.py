@@ -1,6 +1,7 @@
 "The block LU inside the band and its windowed compression against their dense references: block counts that are not powers of two, float32, orderings and padding through fit_lu, and bad input."
 import numpy as np, pytest, torch, scipy.sparse as sp
-from lufmm_nb.band_compress import block_banded_lu, compress_banded, banded_compress_lu, block_bandwidth
+from lufmm_nb.band_compress import block_banded_lu, compress_banded, banded_compress_lu
+from lufmm_nb.gallery import block_bandwidth
 from lufmm_nb.compress import block_lu, compress_gfmm, rel_error
 from lufmm_nb.lunet import LUNet
 from lufmm_nb.core import SingularBlockError
@@ -79,3 +80,8 @@ def test_fit_lu_orders_pads_and_solves_in_the_users_numbering():
     from lufmm_nb import krylov_solve
     r = krylov_solve(S, b, M=net.as_preconditioner(S, check='raise'), rtol=1e-10, restart=50, maxiter=500)
     assert r['converged'] and r['residual'] <= 1e-10 and r['iterations'] <= 20, r['iterations']
+
+
+def test_fit_lu_refuses_nan_entries_of_a_wide_band():
+    A = mesh_like(16, 9).tolil(); A[100, 120] = np.nan           # band 19, blocks of 8: the band's block LU would be computed
+    with pytest.raises(ValueError, match='fit_lu: the sparse matrix contains NaN or Inf'): fit_lu(A.tocsr(), block_size=8, progress=False)

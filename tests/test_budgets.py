@@ -5,13 +5,18 @@ from lufmm_nb import fit_lu, ilu_preconditioner, krylov_solve
 from lufmm_nb.gallery import convection_diffusion_2d
 
 
+def _fit_below_the_band(A, P):
+    "fit_lu(A, block_size=P) with defaults otherwise: `(net, history, seconds, warnings)`."
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always'); net, h = fit_lu(A, block_size=P, progress=False)
+    return net, h, time.perf_counter() - t0, w
+
+
 def test_wide_band_grid_default_fit_beats_ilu0_within_a_minute():
     A = convection_diffusion_2d(64, sparse=True)             # bandwidth 64, twice the block size
     b = np.random.default_rng(0).standard_normal(A.shape[0])
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter('always'); net, h = fit_lu(A, block_size=32, progress=False)
-    t = time.perf_counter() - t0
+    net, h, t, w = _fit_below_the_band(A, 32)
     assert t < 60, t
     assert h.init.startswith('compress (truncated') and 0.05 < h.rel_err < 0.5
     assert any('reproduce A only to' in str(x.message) for x in w)     # approximate factors, and said so
@@ -53,10 +58,7 @@ def test_wide_band_beyond_dense_sizes_is_factored_inside_the_band(monkeypatch):
     monkeypatch.setattr(MatVecOperator, 'to_dense', refuse)     # the sparse path never densifies A
     A = convection_diffusion_2d(128, sparse=True)            # N = 16,384 > compress_max_n; band 128, four blocks of 32
     b = np.random.default_rng(1).standard_normal(A.shape[0])
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter('always'); net, h = fit_lu(A, block_size=32, progress=False)
-    t = time.perf_counter() - t0
+    net, h, t, w = _fit_below_the_band(A, 32)
     assert t < 60, t
     assert h.init.startswith('compress (truncated') and 'computed inside the band, block bandwidth 4' in h.init
     assert any('reproduce A only to' in str(x.message) for x in w)

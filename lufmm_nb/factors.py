@@ -15,21 +15,17 @@ from .band_solve import BlockChain, chain_pair_solve
 from .fmm import pow2_scale
 from .linop import MatVecOperator
 from .lunet import LUNet
-from .solve import (as_rhs, few_threads, prepare_triangular, apply_triangular, check_conditions,
-                             pivot_block_conditions, default_max_cond, diagonal_blocks)
+from .solve import (as_rhs, batched_lu_factor, prepare_triangular, apply_triangular, check_conditions,
+                             lu_pivot_conditions, default_max_cond, diagonal_blocks)
 from .triangular import check_block_triangular
 
 # %% ../nbs/09a_factors.ipynb #3e6dbf30
 def _check_pivots(net, pL, pU, max_cond, where, transpose):
     "Raise `SingularBlockError` if a pivot `L_ii U_ii` is too ill-conditioned, even when `L_ii` and `U_ii` pass alone."
     if max_cond == math.inf: return
-    cache = net.cache('pivots')     # dropped by `clear_caches(net)`
-    key = (pL[2], pU[2])
-    if cache.get('key') != key:
-        (_, _, cL, DLinv, DL), (_, _, cU, DUinv, DU) = pL[0], pU[0]
-        cache.update(key=key, cond=pivot_block_conditions(DL, DU, DLinv, DUinv), factors=(cL, cU))
-    check_conditions(cache['cond'], net.block_size, net.dtype, max_cond, where, 'U_ii^T L_ii^T' if transpose else 'L_ii U_ii',
-                pivot=cache['factors'][::-1] if transpose else cache['factors'])
+    cond, factors = lu_pivot_conditions(net, (pL, pU))         # cached with the weights they belong to
+    check_conditions(cond, net.block_size, net.dtype, max_cond, where, 'U_ii^T L_ii^T' if transpose else 'L_ii U_ii',
+                pivot=factors[::-1] if transpose else factors)
 
 def lu_solve(net,                  # a `LUNet` with factors `L^`, `U^`
              b,                    # (N,) or (N, k) right-hand sides (column convention), tensor or ndarray
@@ -40,9 +36,7 @@ def lu_solve(net,                  # a `LUNet` with factors `L^`, `U^`
     where = 'lu_solve'
     if not isinstance(net, LUNet): raise TypeError(f"{where}: expected a LUNet, got {type(net).__name__}")
     B, back = as_rhs(b, net.n, net.dtype, net.device, where)
-    preps = prepare_lu(net, transpose, max_cond, where)
-    with few_threads(B, net.block_size, net.device, preps):
-        return _apply_lu(net, B, back, transpose, preps, where)
+    return _apply_lu(net, B, back, transpose, prepare_lu(net, transpose, max_cond, where), where)
 
 def prepare_lu(net, transpose:bool=False, max_cond:float=None, where:str='lu_solve'):
     "Both sweeps' solvers for one direction, checked (diagonal blocks and pivots against `max_cond`): what the two sweeps need."
@@ -89,7 +83,10 @@ def lu_slogdet(net,                 # a `LUNet` with block-triangular factors `L
     for B, side in ((net.L, 'lower'), (net.U, 'upper')): check_block_triangular(B, side, where)
     D = torch.cat([diagonal_blocks(net.L), diagonal_blocks(net.U)]).double()
     if not bool(torch.isfinite(D).all()): raise ValueError(f"{where}: the factors' diagonal blocks hold NaN or Inf weights")
-    s, la = torch.linalg.slogdet(D)                    # (2M,) each
+    LU, piv = batched_lu_factor(D)                     # slogdet's own batched LU is not safe on the CPU (see batched_lu_factor)
+    u = LU.diagonal(dim1=-2, dim2=-1)
+    swaps = (piv != torch.arange(1, D.shape[-1] + 1, dtype=piv.dtype, device=piv.device)).sum(-1)
+    s, la = u.sign().prod(-1) * (1 - 2 * (swaps % 2)).to(u.dtype), u.abs().log().sum(-1)   # (2M,) each
     sign = float(s.prod())
     if sign == 0: return 0., -math.inf
     c = net.pad_value                                  # padded: L U holds [[A, 0], [0, c I]]; take out det(c I)
@@ -203,8 +200,7 @@ class _FrozenSolve:
                                    "(rmatvec) cannot be prepared from the factors its matvec uses: make a new operator")
             self.preps[True] = p
         B, back = as_rhs(X, net.n, net.dtype, net.device, self.where)
-        with few_threads(B, net.block_size, net.device, self.preps[transpose]):
-            return _apply_lu(net, B, back, transpose, self.preps[transpose], self.where)
+        return _apply_lu(net, B, back, transpose, self.preps[transpose], self.where)
 
 def lu_preconditioner(self, A=None,               # the matrix the factors precondition: if given, `(L^ U^)^{-1} A` is checked against the identity
                        check='warn',               # with A: 'warn', 'raise' (`PoorPreconditionerError`) or None (no check)

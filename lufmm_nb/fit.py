@@ -13,6 +13,7 @@ import numpy as np, torch
 from .linop import MatVecOperator
 from .lunet import LUNet
 from .compress import block_lu, compress_gfmm, rel_error
+from .solve import lu_pivot_conditions
 from .band_compress import banded_compress_lu
 from .gallery import block_bandwidth
 from .training import edge_tensors, far_field_zero
@@ -105,10 +106,8 @@ def fingerprint_mismatch(Aop:MatVecOperator, fp:dict)->float:
 # %% ../nbs/07d_fit.ipynb #24925489
 @torch.no_grad()
 def pivot_conditions(net:LUNet)->torch.Tensor:
-    "2-norm condition numbers of the pivot blocks `L_ii U_ii` of `L U` (M,), float64 on the CPU (inf where singular)."
-    M = net.n_blocks
-    D = [B.edges()[2][B.offsets.index(0), M - 1:].double().cpu() for B in (net.L, net.U)]   # (M, P, P) diagonal blocks
-    return torch.linalg.cond(D[0] @ D[1]).nan_to_num(nan=math.inf)
+    "1-norm condition numbers of the pivot blocks `L_ii U_ii` of `L U` (M,), float64 on the CPU (inf where singular), from batched LUs and inverses of the diagonal blocks (no SVD); cached with the weights, so the first solve reuses them."
+    return lu_pivot_conditions(net)[0].clone()
 
 @torch.no_grad()
 def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203, _internal:bool=False)->float:

@@ -115,4 +115,8 @@ def test_local_warm_start_matches_general_path(monkeypatch, case):
     general, h_general = run()
     assert h_local.block == h_general.block and len(h_local) == len(h_general) == (0 if case == 'laplacian' else 1)
     assert max([abs(a - b) / b for a, b in zip(h_local.loss, h_general.loss)], default=0.) <= 1e-12
-    assert max_diff(weights(local), weights(general)) <= 1e-10
+    if case == 'laplacian':   # the exact banded start splits each pivot through its LU, the general warm start through its SVD:
+        with torch.no_grad():  # the same block LU, each diagonal block rotated differently, so the products are compared
+            for net in (local, general): assert float((net.to_dense() - A).norm() / A.norm()) <= 1e-13
+            assert float((local.to_dense() - general.to_dense()).norm() / A.norm()) <= 1e-13
+    else: assert max_diff(weights(local), weights(general)) <= 1e-10

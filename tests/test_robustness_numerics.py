@@ -376,3 +376,25 @@ def test_evaluate_lu_complex_linear_operator():
     A = ops.laplacian_1d(32).numpy()
     op = LinearOperator((32, 32), matvec=lambda v: A @ v, matmat=lambda V: (A @ V) * (1 + 1j), dtype=np.float64)
     with pytest.raises(TypeError, match='expected a real matrix A, got complex products'): evaluate_lu(net, op, n_samples=2)
+
+
+def test_large_blocks_survive_set_num_threads():
+    """PyTorch's batched LU on the CPU runs several LAPACK factorisations at once, which MKL does not survive once
+    `torch.set_num_threads(n > 1)` has been called (it hangs or returns wrong pivots; pytorch/pytorch#141358). The fit's final
+    check, the solve and slogdet factor blocks of 199 here: in a fresh process, after set_num_threads(2), they must finish and be right."""
+    import subprocess, sys, textwrap
+    code = textwrap.dedent('''
+        import numpy as np, scipy.sparse as sp, torch
+        torch.set_num_threads(2)
+        from lufmm_nb import fit_lu
+        n = 199; T = sp.diags([-1., 2., -1.], [-1, 0, 1], shape=(n, n)); A = (sp.kron(T, sp.identity(n)) + sp.kron(sp.identity(n), T)).tocsr()
+        net, h = fit_lu(A, block_size=199, progress=False)
+        b = np.random.default_rng(0).standard_normal(n * n); x = net.solve(b)
+        s, ld = net.slogdet()
+        print(net.block_size, net.n_blocks, np.linalg.norm(A @ x - b) / np.linalg.norm(b), s)
+    ''')
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=180, env={**__import__('os').environ, 'OMP_NUM_THREADS': '2'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    P, M, res, s = r.stdout.split()
+    assert (int(P), int(M)) == (199, 256) and float(res) < 1e-10 and float(s) == 1.0, r.stdout
+    assert 'DLASWP' not in r.stderr, r.stderr[-2000:]

@@ -8,6 +8,7 @@ __all__ = ['rel_error', 'compress_gfmm', 'pivot_split', 'condition_1norm', 'pivo
 
 # %% ../nbs/07a_compress.ipynb #4d49b5e3
 import math, time, warnings
+from scipy.linalg import lapack
 import torch
 from .gfmm import GFMMBlock
 from .lunet import LUNet
@@ -130,12 +131,21 @@ def pivot_step(S_mm:torch.Tensor,   # (P, P) pivot block of the Schur complement
     L_col = None if A_col is None else (A_col @ Vh.mT) / q
     return W * q, q[:, None] * Vh, U_row, L_col, cond
 
+def _lu_condition(S, LU, piv)->float:
+    "1-norm condition number of `S` from its LU: LAPACK's estimate (`?gecon`, O(P^2), as `numpy.linalg.cond` would not) on the CPU, the exact value from the inverse elsewhere; inf for a zero or non-finite pivot."
+    u = LU.diagonal()
+    if not (bool(torch.isfinite(LU).all()) and bool((u != 0).all())): return math.inf
+    anorm = float(S.abs().sum(-2).amax())
+    if S.device.type != 'cpu': return float(condition_1norm(S, torch.linalg.lu_solve(LU, piv, torch.eye(S.shape[0], dtype=S.dtype, device=S.device))))
+    gecon = lapack.dgecon if S.dtype == torch.float64 else lapack.sgecon
+    rcond, info = gecon(LU.numpy(), anorm, norm='1')       # the row permutation does not change 1-norms of the inverse
+    return 1 / rcond if info == 0 and rcond > 0 else math.inf
+
 def _lu_step(S, A_row, A_col, m, where, max_cond):
     "`pivot_step` with `S = Pi L_r U_r` (partial pivoting), `L_mm = Pi L_r D`, `U_mm = D^{-1} U_r`, `D = |diag U_r|^{1/2}`: triangular solves instead of an SVD."
     LU, piv, _ = torch.linalg.lu_factor_ex(S)
     Pi, Lr, Ur = torch.lu_unpack(LU, piv)
-    Sinv = torch.linalg.lu_solve(LU, piv, torch.eye(S.shape[0], dtype=S.dtype, device=S.device))
-    cond = float(condition_1norm(S, Sinv))
+    cond = _lu_condition(S, LU, piv)
     _check_pivot(cond, S, m, where, max_cond, '1-norm')
     d = Ur.diagonal().abs().sqrt()
     U_row = None if A_row is None else torch.linalg.solve_triangular(Lr, Pi.mT @ A_row, upper=False, unitriangular=True) / d[:, None]

@@ -159,9 +159,10 @@ def _tridiagonal_blocks(Sop, P, M, where='fit_lu'):
     if A.kind == 'sparse':                                 # read off the nonzeros: no products at all
         C = A.sparse_matrix().tocoo(); C.sum_duplicates(); bi, bj = C.row // P, C.col // P   # one entry per position
         if C.nnz and int(np.abs(bj - bi).max()) > 1: return None, 0, "sparse A has nonzeros beyond the block tridiagonal band"
-        out = np.zeros((3, M, P, P))
-        out[bj - bi + 1, bi, C.row % P, C.col % P] = C.data / s    # distinct positions: plain assignment (np.add.at is ~10x slower)
-        return tuple(torch.from_numpy(o).to(dtype=A.dtype, device=A.device) for o in out), 0, "its nonzeros"
+        out = torch.zeros(3, M, P, P, dtype=A.dtype, device=A.device)   # torch's zeros and scatter: 3-10x faster than NumPy's here
+        idx = tuple(torch.from_numpy(np.asarray(i, dtype=np.int64)).to(A.device) for i in (bj - bi + 1, bi, C.row % P, C.col % P))
+        out.index_put_(idx, torch.from_numpy(C.data / s).to(dtype=A.dtype, device=A.device))   # distinct positions: a plain scatter
+        return tuple(out), 0, "its nonzeros"
     if A.kind == 'tensor':
         B, i = A.dense_matrix().reshape(M, P, M, P), torch.arange(M, device=A.device)
         far = (B.abs().amax((1, 3)) > 0) & ((i[:, None] - i[None]).abs() > 1)

@@ -254,7 +254,7 @@ def _solver(block, lower, transpose, where):
         parts = [br.reshape(-1, P, P), up, dn]                # every edge of the (possibly reversed) graph, in this order
         first = [0, len(parts[0]), len(parts[0]) + len(parts[1])]
         edge = lambda i: parts[(i >= first[1]) + (i >= first[2])][i - first[(i >= first[1]) + (i >= first[2])]]
-        live = torch.cat([torch.count_nonzero(t.flatten(1), dim=1) > 0 for t in parts]).tolist()   # all-zero edges carry nothing
+        live = torch.cat([(t.flatten(1) != 0).any(1) for t in parts]).tolist()   # all-zero edges carry nothing
         plan, zero = [], set()
         for kind, a, tgt, terms, leaf in cache['plans'][d]:   # forwards: drop zero edges and values known to be 0
             terms = [(wi, si) for wi, si in terms if live[wi] and si not in zero]

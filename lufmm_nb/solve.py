@@ -253,7 +253,8 @@ def _solver(block, lower, transpose, where):
         up, dn, br, Dinv = (dec.mT, enc.mT, bw.mT, Dinv.mT) if transpose else (enc, dec, bw, Dinv)
         parts = [br.reshape(-1, P, P), up, dn]                # every edge of the (possibly reversed) graph, in this order
         first = [0, len(parts[0]), len(parts[0]) + len(parts[1])]
-        edge = lambda i: parts[(i >= first[1]) + (i >= first[2])][i - first[(i >= first[1]) + (i >= first[2])]]
+        def edge(i):                                          # edge i of the parts' concatenation, which is never formed
+            j = int(i >= first[1]) + int(i >= first[2]); return parts[j][i - first[j]]
         live = torch.cat([(t.flatten(1) != 0).any(1) for t in parts]).tolist()   # all-zero edges carry nothing
         plan, zero = [], set()
         for kind, a, tgt, terms, leaf in cache['plans'][d]:   # forwards: drop zero edges and values known to be 0

@@ -105,9 +105,9 @@ def fingerprint_mismatch(Aop:MatVecOperator, fp:dict)->float:
 
 # %% ../nbs/07d_fit.ipynb #24925489
 @torch.no_grad()
-def pivot_conditions(net:LUNet)->torch.Tensor:
-    "1-norm condition numbers of the pivot blocks `L_ii U_ii` of `L U` (M,), float64 on the CPU (inf where singular), from batched LUs and inverses of the diagonal blocks (no SVD); cached with the weights, so the first solve reuses them."
-    return lu_pivot_conditions(net)[0].clone()
+def pivot_conditions(net:LUNet, tol:float=None)->torch.Tensor:
+    "2-norm condition numbers of the pivot blocks `L_ii U_ii` of `L U` (M,), float64 on the CPU (inf where singular): exact where they reach `tol` (default 1/eps of the dtype), elsewhere the upper bound `P ||S||_1 ||S^-1||_1`, which needs no SVD. Cached with the weights: the first solve reuses them."
+    return lu_pivot_conditions(net)[0].at(1 / torch.finfo(net.dtype).eps if tol is None else tol).clone()
 
 @torch.no_grad()
 def probe_error(net:LUNet, Aop:MatVecOperator, k:int=4, seed:int=20261203, _internal:bool=False)->float:

@@ -202,4 +202,4 @@ def banded_start(net:LUNet, Sop, hist, where:str='fit_lu'):
     L.bridge[L.offsets.index(0), M - 1:], L.bridge[L.offsets.index(-1), M - 1:] = Ld, Ll
     U.bridge[U.offsets.index(0), M - 1:], U.bridge[U.offsets.index(1), M - 1:] = Ud, Uu
     return (f"method: A is block tridiagonal at block size {P} (from {how}), so its exact block LU was computed directly from the "
-            f"three block diagonals ({M} pivots, O(N P^2) work, {products} products with A; largest pivot condition number {float(cond.max()):.3g})")
+            f"three block diagonals ({M} pivots, O(N P^2) work, {products} products with A; largest pivot condition number {float(cond.max()):.3g}, 1-norm estimate)")

@@ -138,7 +138,7 @@ def _lu_condition(S, LU, piv)->float:
     anorm = float(S.abs().sum(-2).amax())
     if S.device.type != 'cpu': return float(condition_1norm(S, torch.linalg.lu_solve(LU, piv, torch.eye(S.shape[0], dtype=S.dtype, device=S.device))))
     gecon = lapack.dgecon if S.dtype == torch.float64 else lapack.sgecon
-    rcond, info = gecon(LU.numpy(), anorm, norm='1')       # the row permutation does not change 1-norms of the inverse
+    rcond, info = gecon(LU.detach().numpy(), anorm, norm='1')       # the row permutation does not change 1-norms of the inverse
     return 1 / rcond if info == 0 and rcond > 0 else math.inf
 
 def _lu_step(S, A_row, A_col, m, where, max_cond):

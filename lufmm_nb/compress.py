@@ -147,10 +147,10 @@ def _lu_step(S, A_row, A_col, m, where, max_cond):
     Pi, Lr, Ur = torch.lu_unpack(LU, piv)
     cond = _lu_condition(S, LU, piv)
     _check_pivot(cond, S, m, where, max_cond, '1-norm')
-    d = Ur.diagonal().abs().sqrt()
-    U_row = None if A_row is None else torch.linalg.solve_triangular(Lr, Pi.mT @ A_row, upper=False, unitriangular=True) / d[:, None]
+    d, rows = Ur.diagonal().abs().sqrt(), Pi.argmax(-1)       # Pi X = X[rows]: a gather, not a product with a permutation matrix
+    U_row = None if A_row is None else torch.linalg.solve_triangular(Lr, A_row[torch.argsort(rows)], upper=False, unitriangular=True) / d[:, None]
     L_col = None if A_col is None else torch.linalg.solve_triangular(Ur, A_col, upper=True, left=False) * d
-    return (Pi @ Lr) * d, Ur / d[:, None], U_row, L_col, cond
+    return Lr[rows] * d, Ur / d[:, None], U_row, L_col, cond
 
 # %% ../nbs/07a_compress.ipynb #4ba55c04
 @torch.no_grad()

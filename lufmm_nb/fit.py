@@ -14,7 +14,7 @@ from .linop import MatVecOperator
 from .lunet import LUNet
 from .compress import block_lu, compress_gfmm, rel_error
 from .solve import lu_pivot_conditions
-from .band_compress import banded_compress_lu
+from .band_compress import banded_compress_lu, leaf_bridge_distances
 from .gallery import block_bandwidth
 from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
@@ -31,12 +31,13 @@ PRESETS = {
                   init_scale=0.1, far_init_scale=None, warm_start=False, polish_steps=0, normalize=True, loss_floor=0., time_limit=None),
     'quick': dict(optimizer='lbfgs', lbfgs_iter=20, history_size=50, max_steps_per_block=15, window=3,
                   rel_tol=1e-2, patience=1, init_scale=0.1, far_init_scale=0., warm_start=True,
-                  polish_steps=0, normalize=True, loss_floor=1e-24, target=1e-6, time_limit=120., band_start=True, compress_accept=0.5),
+                  polish_steps=0, normalize=True, loss_floor=1e-24, target=1e-6, time_limit=120., band_start=True, compress_accept=0.5,
+                  leaf_bridges='auto'),
     'best':  dict(optimizer='lbfgs', lbfgs_iter=25, history_size=100, max_steps_per_block=200, window=5,
                   rel_tol=1e-4, patience=2, init_scale=0.1, far_init_scale=0., warm_start=True,
                   polish_steps=5000, polish_time_factor=2.0, normalize=True, loss_floor=1e-28,
                   init='compress', compress_max_n=4096, compress_max_numbers=2**30, compress_tol=1e-10, compress_accept=0.5, semiseparable_accept=1e-2,
-                  target=1e-10, time_limit=600.),
+                  target=1e-10, time_limit=600., leaf_bridges='auto'),
 }
 
 # %% ../nbs/07d_fit.ipynb #b5ece84a
@@ -63,6 +64,8 @@ _CHECKS = {  # preset entry: (test, what is expected)
     'proxy_rows': (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1), 'None or an int >= 1'),
     'time_limit': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)), 'None or a number > 0'),
     'polish_time_factor': (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v), 'a number > 0'),
+    'leaf_bridges': (lambda v: (isinstance(v, str) and v == 'auto') or (isinstance(v, (tuple, list)) and len(v) > 0 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in v)),
+                     "'auto' or a non-empty sequence of block distances (ints >= 1)"),
 }
 
 def _check_cfg(cfg, where='fit_lu'):
@@ -162,7 +165,8 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
         need, cap = 6 * N * (w + 1) * P, cfg.get('compress_max_numbers', PRESETS['best']['compress_max_numbers'])
         if need > cap: return (f"random (the band's factors and their windows need about {need:,} numbers at block bandwidth {w}, "
                                f"above compress_max_numbers = {cap:,})")
-        try: trial, info = banded_compress_lu(S / Sop.s, P, dtype=net.dtype, device=net.device, where='fit_lu')
+        try: trial, info = banded_compress_lu(S / Sop.s, P, dtype=net.dtype, device=net.device, where='fit_lu',
+                                              leaf_bridges=net.config.get('leaf_bridges', (1,)))
         except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"
         err, how = info['rel_err'], f"computed inside the band, block bandwidth {w}, in {info['time_s']:.1f} s; error from 4 random products"
     else:
@@ -329,12 +333,20 @@ def _resume(resume, prep, dtype, device, preset, overrides, optimizer, given, wh
 def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed, dtype, device, where):
     "A new network (random weights), history and training state for this call."
     torch.manual_seed(seed)
-    banded = (cfg.get('warm_start') and blockwise is not False and prep.op.kind == 'sparse'      # the exact banded start will overwrite
-              and block_bandwidth(prep.op.sparse_matrix(), prep.block_size) <= 1)               # every weight it reads: no random draws
-    net = LUNet(prep.n_blocks, prep.block_size, dtype=dtype, device=device, init_scale=0. if banded else cfg['init_scale'],
-                far_init_scale=cfg['far_init_scale'], n=prep.n, pad_value=prep.pad_value, perm=prep.perm)
-    hist = TrainHistory(scale=training_scale(prep.op, prep.block_size, normalize, dtype, where), preset=preset,
-                        choices=list(prep.choices))
+    P, sparse = prep.block_size, prep.op.kind == 'sparse'
+    w = block_bandwidth(prep.op.sparse_matrix(), P) if sparse else None
+    banded = cfg.get('warm_start') and blockwise is not False and sparse and w <= 1   # the exact banded start overwrites every weight it reads: no random draws
+    hist = TrainHistory(scale=training_scale(prep.op, P, normalize, dtype, where), preset=preset, choices=list(prep.choices))
+    lb, given = (1,), cfg.get('leaf_bridges', 'auto')
+    if not isinstance(given, str): lb = tuple(given); hist.choices.append(f"leaf_bridges={lb}: as given")
+    elif sparse and w > 1 and (cfg.get('init') == 'compress' or cfg.get('band_start')):   # the compressed start will read the band
+        lb = leaf_bridge_distances(prep.op.sparse_matrix(), P)
+        if len(lb) > 1: hist.choices.append(
+            f"leaf_bridges={lb}: at block distance {', '.join(map(str, lb[1:]))} most of A's blocks have nonzeros in at least "
+            f"{-(-P // 2)} of their {P} rows and columns, a coupling of nearly full rank that the tree's nodes (rank {P}) would "
+            "truncate; the leaves hold those block diagonals of the factors exactly")
+    net = LUNet(prep.n_blocks, P, dtype=dtype, device=device, init_scale=0. if banded else cfg['init_scale'],
+                far_init_scale=cfg['far_init_scale'], n=prep.n, pad_value=prep.pad_value, perm=prep.perm, leaf_bridges=lb)
     transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
     st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
               frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise,

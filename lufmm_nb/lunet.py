@@ -20,6 +20,14 @@ from .linop import MatVecOperator   # re-exported: code written for earlier vers
 _FORMAT = 'lufmm_nb.LUNet/1'
 
 # %% ../nbs/06_lunet.ipynb #e588acea
+def _leaf_distances(d, n_blocks):
+    "Validated leaf-bridge distances: a sorted tuple of distinct ints in 1..n_blocks - 1."
+    try: items = [d] if isinstance(d, (int, np.integer)) else list(d)
+    except TypeError: items = None
+    if (not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 1 <= i < max(n_blocks, 2) for i in items)):
+        raise ValueError(f"LUNet: expected leaf_bridges a non-empty sequence of block distances in 1..{max(n_blocks - 1, 1)}, got {d!r}")
+    return tuple(sorted({int(i) for i in items}))
+
 class LUNet(nn.Module):
     "Learned block LU factors `L U ~ A` as two triangular GFMM-blocks."
     def __init__(self, n_blocks:int,        # number of leaf blocks (a power of two >= 2)
@@ -32,6 +40,7 @@ class LUNet(nn.Module):
                  n:int=None,                # the user's size `n <= N`: the rest is padding (`pad_value` times the identity); `None`: N
                  pad_value:float=1.0,       # the padded diagonal: `L U` approximates `[[A, 0], [0, pad_value I]]`
                  perm=None,                 # the ordering: `L U` holds `A[perm][:, perm]` (padded); vectors in and out stay in A's order
+                 leaf_bridges=(1,),         # block distances `d` held exactly at the leaves: `L[m, m - d]` and `U[m, m + d]` (besides `d = 0`)
                 ):
         super().__init__()
         check_sizes('LUNet', n_blocks, block_size); device = check_device('LUNet', device)
@@ -45,15 +54,17 @@ class LUNet(nn.Module):
             if p.ndim != 1 or len(p) != (n or N) or not np.issubdtype(p.dtype, np.integer) or not np.array_equal(np.sort(p), np.arange(len(p))):
                 raise ValueError(f"LUNet: expected perm a permutation of 0..{(n or N) - 1}, got {type(perm).__name__} of length {len(p)}")
             perm = None if np.array_equal(p, np.arange(len(p))) else [int(i) for i in p]
+        leaf_bridges = _leaf_distances(leaf_bridges, n_blocks)
         if dtype not in (torch.float32, torch.float64): raise TypeError(f"LUNet: expected dtype torch.float32 or torch.float64, got {dtype}")
         for name, v, none_ok in (('init_scale', init_scale, False), ('far_init_scale', far_init_scale, True)):
             if not ((none_ok and v is None) or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf)):
                 raise ValueError(f"LUNet: expected {name} a finite number >= 0{' or None' if none_ok else ''}, got {v!r}")
         self.config = dict(n_blocks=n_blocks, block_size=block_size, dtype=str(dtype).replace('torch.', ''),
                            init_scale=init_scale, far_init_scale=far_init_scale, toeplitz=toeplitz,
-                           n=int(n) if n is not None else None, pad_value=float(pad_value), perm=perm)
+                           n=int(n) if n is not None else None, pad_value=float(pad_value), perm=perm, leaf_bridges=list(leaf_bridges))
         kw = dict(dtype=dtype, device=device, init_scale=init_scale, toeplitz=toeplitz)
-        self.L, self.U = lower_block(n_blocks, block_size, **kw), upper_block(n_blocks, block_size, **kw)
+        self.L = lower_block(n_blocks, block_size, outer=(0, *(-d for d in leaf_bridges)), **kw)
+        self.U = upper_block(n_blocks, block_size, outer=(0, *leaf_bridges), **kw)
         if far_init_scale is not None and far_init_scale != init_scale:
             with torch.no_grad():
                 for B in (self.L, self.U):
@@ -256,7 +267,7 @@ def load(cls:LUNet, path,             # a file written by `LUNet.save`
             raise ValueError(f"LUNet.load: configuration mismatch for {k!r}: expected {v!r}, checkpoint has {cfg.get(k)!r}")
     try: net = cls(cfg['n_blocks'], cfg['block_size'], dtype=getattr(torch, cfg['dtype']), device=map_location,
                    init_scale=cfg['init_scale'], far_init_scale=cfg['far_init_scale'], toeplitz=cfg['toeplitz'],
-                   n=cfg.get('n'), pad_value=cfg.get('pad_value', 1.0), perm=cfg.get('perm'))
+                   n=cfg.get('n'), pad_value=cfg.get('pad_value', 1.0), perm=cfg.get('perm'), leaf_bridges=cfg.get('leaf_bridges', (1,)))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"LUNet.load: {path} holds an invalid configuration {cfg}: {e}") from None
     try: net.load_state_dict(ck['state_dict'])

@@ -5,24 +5,30 @@ from lufmm_nb import fit_lu, ilu_preconditioner, krylov_solve
 from lufmm_nb.gallery import convection_diffusion_2d
 
 
-def _fit_below_the_band(A, P):
-    "fit_lu(A, block_size=P) with defaults otherwise: `(net, history, seconds, warnings)`."
+def _fit_below_the_band(A, P, **kw):
+    "fit_lu(A, block_size=P, **kw) with defaults otherwise: `(net, history, seconds, warnings)`."
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter('always'); net, h = fit_lu(A, block_size=P, progress=False)
+        warnings.simplefilter('always'); net, h = fit_lu(A, block_size=P, progress=False, **kw)
     return net, h, time.perf_counter() - t0, w
 
 
-def test_wide_band_grid_default_fit_beats_ilu0_within_a_minute():
-    A = convection_diffusion_2d(64, sparse=True)             # bandwidth 64, twice the block size
+@pytest.mark.parametrize('P, leaf', [(32, None), (16, None), (32, (1,)), (16, (1,))])
+def test_wide_band_grid_default_fit_beats_ilu0_within_a_minute(P, leaf):
+    A = convection_diffusion_2d(64, sparse=True)             # bandwidth 64: two or four blocks
     b = np.random.default_rng(0).standard_normal(A.shape[0])
-    net, h, t, w = _fit_below_the_band(A, 32)
+    net, h, t, w = _fit_below_the_band(A, P, **({} if leaf is None else dict(leaf_bridges=leaf)))
     assert t < 60, t
-    assert h.init.startswith('compress (truncated') and 0.05 < h.rel_err < 0.5
-    assert any('reproduce A only to' in str(x.message) for x in w)     # approximate factors, and said so
+    if leaf is None:                                          # the grid line found in A and held at the leaves
+        assert net.config['leaf_bridges'] == [1, 64 // P] and any(c.startswith(f'leaf_bridges=(1, {64 // P})') for c in h.choices)
+        assert h.init.startswith('compress') and h.rel_err < 1e-6
+    else:                                                     # the first neighbour alone: truncated, and said so
+        assert net.config['leaf_bridges'] == [1] and h.init.startswith('compress (truncated') and 0.05 < h.rel_err < 0.5
+        assert any('reproduce A only to' in str(x.message) for x in w)
     lu = krylov_solve(A, b, M=net.as_preconditioner(A, check=None), rtol=1e-8, restart=50, maxiter=4000)
     ilu0 = krylov_solve(A, b, M=ilu_preconditioner(A, drop_tol=0., fill_factor=1), rtol=1e-8, restart=50, maxiter=4000)
     assert lu['converged'] and lu['residual'] <= 1e-8 and lu['iterations'] < ilu0['iterations'] / 4, (lu['iterations'], ilu0['iterations'])
+    if leaf is None: assert lu['iterations'] <= 3, lu['iterations']
 
 
 @pytest.mark.parametrize('limit', [3., 6.])
@@ -52,17 +58,20 @@ def test_polish_that_hurts_the_preconditioner_is_undone():
     assert info == 0 and np.linalg.norm(An @ x - 1) / 16 < 1e-8 and len(its) <= 25
 
 
-def test_wide_band_beyond_dense_sizes_is_factored_inside_the_band(monkeypatch):
+@pytest.mark.parametrize('leaf', [None, (1,)])
+def test_wide_band_beyond_dense_sizes_is_factored_inside_the_band(monkeypatch, leaf):
     from lufmm_nb.linop import MatVecOperator
     def refuse(*a, **k): raise AssertionError('an N x N matrix was formed')
     monkeypatch.setattr(MatVecOperator, 'to_dense', refuse)     # the sparse path never densifies A
     A = convection_diffusion_2d(128, sparse=True)            # N = 16,384 > compress_max_n; band 128, four blocks of 32
     b = np.random.default_rng(1).standard_normal(A.shape[0])
-    net, h, t, w = _fit_below_the_band(A, 32)
+    net, h, t, w = _fit_below_the_band(A, 32, **({} if leaf is None else dict(leaf_bridges=leaf)))
     assert t < 60, t
-    assert h.init.startswith('compress (truncated') and 'computed inside the band, block bandwidth 4' in h.init
-    assert any('reproduce A only to' in str(x.message) for x in w)
+    if leaf is None: assert net.config['leaf_bridges'] == [1, 4] and h.init.startswith('compress')   # the line's diagonal at the leaves
+    else:                                                       # the first neighbour alone: truncated, and said so
+        assert h.init.startswith('compress (truncated') and 'computed inside the band, block bandwidth 4' in h.init
+        assert any('reproduce A only to' in str(x.message) for x in w)
     lu = krylov_solve(A, b, M=net.as_preconditioner(A, check=None), rtol=1e-8, restart=50, maxiter=2000)   # true residual checked below
     spilu = krylov_solve(A, b, M=ilu_preconditioner(A), rtol=1e-8, restart=50, maxiter=2000)
-    assert lu['converged'] and lu['residual'] <= 1e-8 and lu['iterations'] <= 35, lu['iterations']
+    assert lu['converged'] and lu['residual'] <= 1e-8 and lu['iterations'] <= (3 if leaf is None else 35), lu['iterations']
     assert lu['iterations'] < spilu['iterations'] or not spilu['converged'], (lu['iterations'], spilu['iterations'])

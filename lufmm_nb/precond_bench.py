@@ -156,7 +156,7 @@ def bench_precond(quick:bool=False,           # small sizes only (seconds instea
                   presets=None,               # `fit_lu` presets for the cases; default ('quick', 'best'), quick: ('quick',)
                   time_limit:float=300.,      # cap on each `fit_lu` run of the cases, seconds
                   scale_sizes=None,           # N for the matrix-free runs; default (16384, 65536), quick: (4096,)
-                  wide_band=None,             # [(n, P), ...]: n x n convection-diffusion grids (band n) with blocks P < n, preset 'best'; default ((128, 32), (256, 64)), quick: ((32, 16),)
+                  wide_band=None,             # [(n, P), ...]: n x n convection-diffusion grids (band n) with blocks P < n, preset 'best'; default ((128, 16), (256, 16), (256, 32)), quick: ((32, 16),)
                   scale_ops=('convection_diffusion_1d', 'laplacian_1d'),
                   fit_lu_max_n:int=65536,     # largest N at which `fit_lu` 'quick' really runs; above it its time is only estimated
                   subprocess:bool=True,       # run each scale job in a fresh process (honest peak memory)
@@ -166,7 +166,7 @@ def bench_precond(quick:bool=False,           # small sizes only (seconds instea
     cases = cases if cases is not None else (_QUICK_CASES if quick else _FULL_CASES)
     presets = presets if presets is not None else (('quick',) if quick else ('quick', 'best'))
     scale_sizes = scale_sizes if scale_sizes is not None else ((4096,) if quick else (16384, 65536))
-    wide_band = wide_band if wide_band is not None else (((32, 16),) if quick else ((128, 32), (256, 64)))
+    wide_band = wide_band if wide_band is not None else (((32, 16),) if quick else ((128, 16), (256, 16), (256, 32)))
     out = dict(cases=[], scale=[], wide_band=[])
     for op, n, P in cases:
         out['cases'] += precond_case(op, n, P, presets=presets, time_limit=time_limit, verbose=verbose)

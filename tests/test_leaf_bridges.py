@@ -11,8 +11,9 @@ CASES = [(8, 4, (1, 3)), (16, 3, (1, 2, 5)), (4, 5, (1, 2, 3)), (32, 2, (1, 7, 8
 
 @pytest.mark.parametrize('M, P, lb', CASES)
 @pytest.mark.parametrize('dtype, tol', [(torch.float64, 1e-11), (torch.float32, 2e-4)])
-def test_structured_operations_against_dense(M, P, lb, dtype, tol):
-    net = well_conditioned_lunet(M, P, shift=3.0, dtype=dtype, seed=M + P, leaf_bridges=lb, far_init_scale=0.1)
+@pytest.mark.parametrize('toeplitz', [False, True])
+def test_structured_operations_against_dense(M, P, lb, dtype, tol, toeplitz):
+    net = well_conditioned_lunet(M, P, shift=3.0, dtype=dtype, seed=M + P, leaf_bridges=lb, far_init_scale=0.1, toeplitz=toeplitz)
     assert is_block_triangular(net.L, 'lower') and is_block_triangular(net.U, 'upper')
     with torch.no_grad(): L, U = (B.to_dense().double() for B in (net.L, net.U))
     D = (L @ U).numpy(); N = M * P

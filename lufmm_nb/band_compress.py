@@ -159,19 +159,20 @@ def compress_banded(blk:GFMMBlock,  # the triangular GFMM-block to overwrite: `l
 # %% ../nbs/07g_band_compress.ipynb #929b39f9
 def leaf_bridge_distances(S,                  # scipy sparse (N, N)
                           block_size:int,     # block size P
-                          min_rank:int=None,  # the rank that makes a block diagonal worth a leaf bridge (default: ceil(P / 2))
-                          rtol:float=1e-8,    # numerical rank: singular values above rtol times the block's largest
+                          min_rank:int=None,  # the rank that makes a block diagonal worth a leaf bridge (default: ceil(P / 8))
+                          rtol:float=1e-8,    # numerical rank: singular values above rtol times A's largest entry
                           max_count:int=None, # at most this many distances besides 1, those with most full-rank blocks (default: a quarter of the farthest, at least 2)
                          )->tuple:            # sorted block distances, 1 always included
-    "The block distances `d >= 2` at which at least half of A's block rows (below or above the diagonal) have a block of numerical rank `min_rank` or more, and 1: the `leaf_bridges` for A's factors."
+    "The block distances `d >= 2` at which at least half of A's block rows (below or above the diagonal) have an incompressible block (numerical rank `min_rank` or more and at least half of what its nonzeros allow), and 1: the `leaf_bridges` for A's factors."
     where = 'leaf_bridge_distances'
     if not sp.issparse(S): raise TypeError(f"{where}: expected a scipy sparse matrix, got {type(S).__name__}")
     P = block_size
     if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 1: raise ValueError(f"{where}: expected block_size a positive int, got {P!r}")
-    r0 = -(-P // 2) if min_rank is None else min_rank
+    r0 = -(-P // 8) if min_rank is None else min_rank
     if isinstance(r0, bool) or not isinstance(r0, (int, np.integer)) or r0 < 1: raise ValueError(f"{where}: expected min_rank a positive int, got {min_rank!r}")
     C = sp.coo_matrix(S); keep = C.data != 0
     r, c = C.row[keep].astype(np.int64), C.col[keep].astype(np.int64)
+    scale = float(np.abs(C.data[keep]).max()) if keep.any() else 0.   # a lower bound on ||A||_2
     found = {}                                                # distance -> fraction of its block rows with a full-rank block
     for lower in (True, False):                               # L's blocks below the diagonal, U's above
         m, d = (r // P, r // P - c // P) if lower else (c // P, c // P - r // P)   # block row of the factor, distance
@@ -182,18 +183,19 @@ def leaf_bridge_distances(S,                  # scipy sparse (N, N)
         distinct = lambda idx: np.unique(np.unique(key * (int(idx.max()) + 1) + idx) // (int(idx.max()) + 1), return_counts=True)
         (kr, nr), (kc, nc) = distinct(ri), distinct(ci)       # distinct rows and columns per block
         k, ir, ic = np.intersect1d(kr, kc, return_indices=True)
-        full = k[np.minimum(nr[ir], nc[ic]) >= r0]            # blocks whose nonzeros allow a large rank
-        um = np.unique(m)                                     # block rows with any entry beyond the first neighbour
-        rows = lambda x: int((um >= x).sum())                 # ... of them, those that have a block at distance x
+        bound = np.minimum(nr[ir], nc[ic])                    # a bound on each block's rank from its nonzeros
+        full, bound = k[bound >= r0], bound[bound >= r0]      # blocks whose nonzeros allow a large rank
+        rows = len(np.unique(m))                              # block rows with any entry beyond the first neighbour
         dist, n = np.unique(full % (int(d.max()) + 1), return_counts=True)
-        for x in dist[n * 2 >= np.array([rows(x) for x in dist], dtype=np.int64)]:   # candidates: now the numerical rank of their blocks
-            sel = np.isin(key, full[full % (int(d.max()) + 1) == x])
-            blk, at = np.unique(m[sel], return_inverse=True)
+        for x in dist[n * 2 >= rows]:                         # candidates: now the numerical rank of their blocks
+            at_x = full % (int(d.max()) + 1) == x
+            sel = np.isin(key, full[at_x])
+            blk, at = np.unique(m[sel], return_inverse=True)      # in the order of `full`: by block row
             B = torch.zeros(len(blk), P, P, dtype=torch.float64)
             B.index_put_((torch.from_numpy(at), torch.from_numpy(ri[sel] % P), torch.from_numpy(ci[sel] % P)),
                          torch.from_numpy(C.data[keep][far][sel].astype(np.float64)), accumulate=True)
-            s = torch.linalg.svdvals(B)
-            f = int(((s > rtol * s[:, :1]).sum(1) >= r0).sum()) / rows(x)
+            rank = (torch.linalg.svdvals(B) > rtol * scale).sum(1).numpy()
+            f = int(((rank >= r0) & (2 * rank >= bound[at_x])).sum()) / rows   # incompressible: a smooth dense block is not
             if f >= 0.5: found[int(x)] = max(f, found.get(int(x), 0.))
     if not found: return (1,)
     cap = max(2, max(found) // 4) if max_count is None else max_count

@@ -342,9 +342,9 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
     elif sparse and w > 1 and (cfg.get('init') == 'compress' or cfg.get('band_start')):   # the compressed start will read the band
         lb = leaf_bridge_distances(prep.op.sparse_matrix(), P)
         if len(lb) > 1: hist.choices.append(
-            f"leaf_bridges={lb}: at block distance {', '.join(map(str, lb[1:]))} most of A's blocks have nonzeros in at least "
-            f"{-(-P // 2)} of their {P} rows and columns, a coupling of nearly full rank that the tree's nodes (rank {P}) would "
-            "truncate; the leaves hold those block diagonals of the factors exactly")
+            f"leaf_bridges={lb}: at block distance {', '.join(map(str, lb[1:]))} most of A's blocks are incompressible (numerical rank "
+            f"at least {-(-P // 8)} of {P}, and at least half of what their nonzeros allow), a coupling that the tree's nodes (rank {P}) "
+            "would truncate; the leaves hold those block diagonals of the factors exactly")
     net = LUNet(prep.n_blocks, P, dtype=dtype, device=device, init_scale=0. if banded else cfg['init_scale'],
                 far_init_scale=cfg['far_init_scale'], n=prep.n, pad_value=prep.pad_value, perm=prep.perm, leaf_bridges=lb)
     transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True

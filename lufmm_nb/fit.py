@@ -64,8 +64,8 @@ _CHECKS = {  # preset entry: (test, what is expected)
     'proxy_rows': (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1), 'None or an int >= 1'),
     'time_limit': (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)), 'None or a number > 0'),
     'polish_time_factor': (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v), 'a number > 0'),
-    'leaf_bridges': (lambda v: (isinstance(v, str) and v == 'auto') or (isinstance(v, (tuple, list)) and len(v) > 0 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in v)),
-                     "'auto' or a non-empty sequence of block distances (ints >= 1)"),
+    'leaf_bridges': (lambda v: (isinstance(v, str) and v == 'auto') or (isinstance(v, (tuple, list)) and 1 in v and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in v)),
+                     "'auto' or a sequence of block distances (ints >= 1) that includes 1"),
 }
 
 def _check_cfg(cfg, where='fit_lu'):

@@ -21,11 +21,12 @@ _FORMAT = 'lufmm_nb.LUNet/1'
 
 # %% ../nbs/06_lunet.ipynb #e588acea
 def _leaf_distances(d, n_blocks):
-    "Validated leaf-bridge distances: a sorted tuple of distinct ints in 1..n_blocks - 1."
+    "Validated leaf-bridge distances: a sorted tuple of distinct ints in 1..n_blocks - 1 that includes 1 (the first neighbour, which the block-wise training and the compressed starts write)."
     try: items = [d] if isinstance(d, (int, np.integer)) else list(d)
     except TypeError: items = None
-    if (not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 1 <= i < max(n_blocks, 2) for i in items)):
-        raise ValueError(f"LUNet: expected leaf_bridges a non-empty sequence of block distances in 1..{max(n_blocks - 1, 1)}, got {d!r}")
+    if (not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 1 <= i < max(n_blocks, 2) for i in items)
+        or 1 not in items):
+        raise ValueError(f"LUNet: expected leaf_bridges a sequence of block distances in 1..{max(n_blocks - 1, 1)} that includes 1, got {d!r}")
     return tuple(sorted({int(i) for i in items}))
 
 class LUNet(nn.Module):

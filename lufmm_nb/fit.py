@@ -338,7 +338,11 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
     banded = cfg.get('warm_start') and blockwise is not False and sparse and w <= 1   # the exact banded start overwrites every weight it reads: no random draws
     hist = TrainHistory(scale=training_scale(prep.op, P, normalize, dtype, where), preset=preset, choices=list(prep.choices))
     lb, given = (1,), cfg.get('leaf_bridges', 'auto')
-    if not isinstance(given, str): lb = tuple(given); hist.choices.append(f"leaf_bridges={lb}: as given")
+    if not isinstance(given, str):
+        lb = tuple(sorted(set(given)))
+        if lb[-1] >= prep.n_blocks:
+            raise ValueError(f"{where}: leaf_bridges {lb} reach beyond the {prep.n_blocks} blocks of this fit; expected block distances below {prep.n_blocks}")
+        hist.choices.append(f"leaf_bridges={lb}: as given")
     elif sparse and w > 1 and (cfg.get('init') == 'compress' or cfg.get('band_start')):   # the compressed start will read the band
         lb = leaf_bridge_distances(prep.op.sparse_matrix(), P)
         if len(lb) > 1: hist.choices.append(

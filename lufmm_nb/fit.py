@@ -365,7 +365,7 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
 
 # %% ../nbs/07d_fit.ipynb #f2a0d13b
 def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse, LinearOperator, KernelMatrix or callable (with `n=`/`rmatvec=`)
-           block_size='auto',        # leaf block size `P`, or 'auto': at least A's bandwidth where its entries are at hand (up to 256; a wider sparse band gets 64); about sqrt(N) for a kernel of points in 2D and up (32 to 128); else 32
+           block_size='auto',        # leaf block size `P`, or 'auto': at least A's bandwidth where its entries are at hand (up to 256; a wider sparse band gets about 64, with little padding); about sqrt(N) for a kernel of points in 2D and up (32 to 128); else 32
            n_blocks:int=None,        # number of leaf blocks, a power of two (default: the smallest with n_blocks * block_size >= N; A is padded to that size)
            order='auto',             # 'auto' (reverse Cuthill-McKee for sparse A where it narrows the band, tree_order for a KernelMatrix), 'natural', 'rcm' or a permutation
            preset:str=None,          # 'seed' (the article's Adam schedule), 'quick' or 'best' (default 'best'; with `resume`, the checkpoint's)

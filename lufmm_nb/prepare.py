@@ -68,9 +68,11 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
                  "would help") if Aop.kind == 'sparse' else
                 "A is dense, so the blocks away from the diagonal are approximated through the tree")
         if Aop.kind == 'sparse':                         # 'best' factors it inside the band and compresses it: memory grows with P
-            P = min(64, max(1, N // 2))
+            M = 1 << max(1, round(math.log2(max(N / 64, 2))))   # blocks of about 64, as many as keep the padding small
+            P = -(-N // M)
             return P, (f"block_size {P}: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal; "
-                       f"its block LU, computed inside the band, is compressed to rank {P} per node and the factors are approximate ({hint})")
+                       f"its block LU, computed inside the band, is compressed to rank {P} per node and the factors are approximate ({hint}); "
+                       f"blocks of about 64, here {M} of {P} = {M * P} >= N = {N} so that little is padded")
         return 32, (f"block_size 32: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal "
                     f"and the factors are approximate ({hint})")
     M = 2

@@ -98,7 +98,11 @@ def test_auto_block_size_dense_banded_and_wide():
     from lufmm_nb.prepare import auto_block_size as _auto_block_size
     from lufmm_nb import MatVecOperator
     P, why = _auto_block_size(MatVecOperator(S), None)             # sparse: the band's block LU, compressed (memory grows with P)
-    assert P == 64 and 'above 256' in why and "order='rcm'" in why and 'computed inside the band' in why
+    assert P == 57 and 'above 256' in why and "order='rcm'" in why and 'computed inside the band' in why   # 16 blocks of 57: 12 rows padded
+    for N in (4096, 6859, 33025, 90000, 262144):                      # blocks of about 64, little padding
+        W = (sp.identity(N) + sp.diags([1.], [299], (N, N))).tocsr()     # band 299 > 256
+        P, why = _auto_block_size(MatVecOperator(W), None); M = 1 << (-(-N // P) - 1).bit_length()
+        assert 45 <= P <= 91 and M * P - N < M * P // 4 and f'{M} of {P}' in why, (N, P, M)   # under a quarter padded
     P, why = _auto_block_size(MatVecOperator(torch.from_numpy(S.toarray())), None)   # dense: no ordering to suggest
     assert P == 32 and 'above 256' in why and 'A is dense' in why and 'rcm' not in why
 

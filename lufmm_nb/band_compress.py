@@ -178,22 +178,23 @@ def leaf_bridge_distances(S,                  # scipy sparse (N, N)
         m, d = (r // P, r // P - c // P) if lower else (c // P, c // P - r // P)   # block row of the factor, distance
         far = d >= 2
         if not far.any(): continue
-        m, d, ri, ci = m[far], d[far], r[far], c[far]
-        key = m * (int(d.max()) + 1) + d                      # one key per block (m, d)
+        m, d, ri, ci, v = m[far], d[far], r[far], c[far], C.data[keep][far]
+        D = int(d.max()) + 1
+        key = m * D + d                                       # one key per block (m, d)
         distinct = lambda idx: np.unique(np.unique(key * (int(idx.max()) + 1) + idx) // (int(idx.max()) + 1), return_counts=True)
         (kr, nr), (kc, nc) = distinct(ri), distinct(ci)       # distinct rows and columns per block
         k, ir, ic = np.intersect1d(kr, kc, return_indices=True)
         bound = np.minimum(nr[ir], nc[ic])                    # a bound on each block's rank from its nonzeros
         full, bound = k[bound >= r0], bound[bound >= r0]      # blocks whose nonzeros allow a large rank
         rows = len(np.unique(m))                              # block rows with any entry beyond the first neighbour
-        dist, n = np.unique(full % (int(d.max()) + 1), return_counts=True)
+        dist, n = np.unique(full % D, return_counts=True)
         for x in dist[n * 2 >= rows]:                         # candidates: now the numerical rank of their blocks
-            at_x = full % (int(d.max()) + 1) == x
+            at_x = full % D == x
             sel = np.isin(key, full[at_x])
-            blk, at = np.unique(m[sel], return_inverse=True)      # in the order of `full`: by block row
-            B = torch.zeros(len(blk), P, P, dtype=torch.float64)
+            blocks, at = np.unique(m[sel], return_inverse=True)   # in the order of `full`: by block row
+            B = torch.zeros(len(blocks), P, P, dtype=torch.float64)
             B.index_put_((torch.from_numpy(at), torch.from_numpy(ri[sel] % P), torch.from_numpy(ci[sel] % P)),
-                         torch.from_numpy(C.data[keep][far][sel].astype(np.float64)), accumulate=True)
+                         torch.from_numpy(v[sel].astype(np.float64)), accumulate=True)
             rank = (torch.linalg.svdvals(B) > rtol * scale).sum(1).numpy()
             f = int(((rank >= r0) & (2 * rank >= bound[at_x])).sum()) / rows   # incompressible: a smooth dense block is not
             if f >= 0.5: found[int(x)] = max(f, found.get(int(x), 0.))

@@ -16,10 +16,14 @@ from .linop import MatVecOperator
 from .kernels import is_kernel_matrix, tree_order
 from .lunet import LUNet
 from .compress import block_tridiagonal_lu
+from .band_compress import leaf_bridge_distances
 from .core import TrainingDiverged, SingularBlockError
 
 # %% ../nbs/07b_prepare.ipynb #aa8ba38c
-def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu'):
+def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu',
+                      block_size=None,       # the block size asked for (an int), or None / 'auto': judged at blocks of 64
+                      max_block:int=256,     # the widest band the exact path takes (as in `auto_block_size`)
+                     ):
     "The permutation `p` (`L U` then holds `A[p][:, p]`) for `order`, and why; `(None, None)` for the natural order."
     if isinstance(order, str):
         if order not in ('auto', 'natural', 'rcm'): raise ValueError(f"{where}: order must be 'auto', 'natural', 'rcm' or a permutation, got {order!r}")
@@ -33,6 +37,13 @@ def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu'):
         S = abs(Aop.sparse_matrix()); p = reverse_cuthill_mckee(sp.csr_matrix(S + S.T), symmetric_mode=True).astype(np.int64)
         b0, b1 = Aop.bandwidth(), MatVecOperator(Aop.sparse_matrix()[p][:, p]).bandwidth()
         if order == 'auto' and not b1 < b0: return None, None
+        if order == 'auto' and b1 > max_block:             # a wide band either way: keep A's order if its leaves can hold its far coupling
+            P = block_size if isinstance(block_size, int) and not isinstance(block_size, bool) and block_size >= 1 else 64
+            lb = leaf_bridge_distances(Aop.sparse_matrix(), P)
+            if len(lb) > 1:
+                return None, (f"order: A's own order kept; reverse Cuthill-McKee would narrow its bandwidth from {b0} only to {b1}, still "
+                              f"above {max_block}, while in A's order the full-rank coupling sits on block diagonals {lb[1:]} that the "
+                              "leaves can hold exactly (a grid numbered line by line); RCM's level sets spread it over many")
         return p, f"order: reverse Cuthill-McKee narrows A's bandwidth from {b0} to {b1}" + ("" if b1 < b0 else " (asked for)")
     p = np.asarray(order)
     if p.ndim != 1 or len(p) != Aop.N or not np.issubdtype(p.dtype, np.integer) or not np.array_equal(np.sort(p), np.arange(Aop.N)):
@@ -126,9 +137,10 @@ def prepare_operator(A,                         # anything `MatVecOperator` acce
     Aop = MatVecOperator.checked(A, where, n=n, rmatvec=rmatvec, dtype=dtype, device=device,
                                  check_finite=False)   # a NaN product is TrainingDiverged, with the last good state
     N, notes = Aop.N, []
-    perm, note = operator_ordering(Aop, order, where)
+    perm, note = operator_ordering(Aop, order, where, block_size)
     dim = int(Aop.A.points.shape[1]) if is_kernel_matrix(Aop.A) else 0
-    if perm is not None: Aop = Aop.permuted(perm, where); notes.append(note)
+    if perm is not None: Aop = Aop.permuted(perm, where)
+    if note: notes.append(note)
     if is_kernel_matrix(Aop.A) and N <= kernel_max_n:
         i = np.arange(N)                                  # entries are far cheaper than N products, and make A a matrix
         Aop = MatVecOperator.checked(torch.from_numpy(Aop.A.entries(i, i)), where, dtype=dtype, device=device, check_finite=False)

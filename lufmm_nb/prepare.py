@@ -55,6 +55,7 @@ def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu',
 # %% ../nbs/07b_prepare.ipynb #08eb411b
 def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, reordered:bool=False,
                     rcm_tried:bool=False,   # order='auto' tried reverse Cuthill-McKee and it did not narrow the band
+                    kept_order:bool=False,  # order='auto' kept A's order for its leaf-bridge structure (see `operator_ordering`)
                     point_dim:int=0,   # dimension of a kernel matrix's points (0: A has none)
                    ):
     "The block size `fit_lu` picks for `block_size='auto'`, and why (a sentence for `history.choices`)."
@@ -74,7 +75,8 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
     target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
     if target > max_block:
         hint = (("the band stays this wide after reverse Cuthill-McKee (a mesh's band grows like sqrt(N) in 2D, N^(2/3) in 3D): expect a weaker preconditioner than "
-                 "the exact factors of a narrow band" if reordered else "reverse Cuthill-McKee does not narrow it, as for a grid numbered "
+                 "the exact factors of a narrow band" if reordered else "A's own order is kept, see the ordering note" if kept_order else
+                 "reverse Cuthill-McKee does not narrow it, as for a grid numbered "
                  "line by line" if rcm_tried else "an ordering that narrows the band, such as order='rcm', "
                  "would help") if Aop.kind == 'sparse' else
                 "A is dense, so the blocks away from the diagonal are approximated through the tree")
@@ -137,10 +139,10 @@ def prepare_operator(A,                         # anything `MatVecOperator` acce
     Aop = MatVecOperator.checked(A, where, n=n, rmatvec=rmatvec, dtype=dtype, device=device,
                                  check_finite=False)   # a NaN product is TrainingDiverged, with the last good state
     N, notes = Aop.N, []
-    perm, note = operator_ordering(Aop, order, where, block_size)
+    perm, order_note = operator_ordering(Aop, order, where, block_size)
     dim = int(Aop.A.points.shape[1]) if is_kernel_matrix(Aop.A) else 0
     if perm is not None: Aop = Aop.permuted(perm, where)
-    if note: notes.append(note)
+    if order_note: notes.append(order_note)
     if is_kernel_matrix(Aop.A) and N <= kernel_max_n:
         i = np.arange(N)                                  # entries are far cheaper than N products, and make A a matrix
         Aop = MatVecOperator.checked(torch.from_numpy(Aop.A.entries(i, i)), where, dtype=dtype, device=device, check_finite=False)
@@ -148,7 +150,8 @@ def prepare_operator(A,                         # anything `MatVecOperator` acce
                      "LU is available")
     if isinstance(block_size, str) and block_size == 'auto':
         block_size, note = auto_block_size(Aop, n_blocks, reordered=perm is not None, point_dim=dim,
-                                          rcm_tried=perm is None and isinstance(order, str) and order == 'auto'); notes.append(note)
+                                          rcm_tried=perm is None and not order_note and isinstance(order, str) and order == 'auto',
+                                          kept_order=perm is None and bool(order_note)); notes.append(note)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"{where}: block_size must be a positive int, got {block_size!r}")
     if n_blocks is None:                                  # the smallest power of two >= 2 of blocks that holds A

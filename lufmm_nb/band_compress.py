@@ -52,12 +52,12 @@ def block_banded_lu(S,                    # scipy sparse (N, N), N a multiple of
     return Lb, Ub, cond
 
 # %% ../nbs/07g_band_compress.ipynb #7dbe3e7e
-def _leaf_windows(Bb, lower:bool, rows:bool):
-    "Each leaf's block row of the factor (`rows`) or of its transpose, own block left out, over the w blocks beside it: (M, P, w P), in column order."
+def _leaf_windows(Bb, lower:bool, rows:bool, skip=()):
+    "Each leaf's block row of the factor (`rows`) or of its transpose, own block left out, over the w blocks beside it: (M, P, w P), in column order; the block diagonals at the distances in `skip` read as zeros."
     M, w1, P, _ = Bb.shape
     w, m = w1 - 1, torch.arange(M)
     out = Bb.new_zeros(M, P, w, P)
-    for i in range(1, w + 1):                                # one block diagonal at a time (w of them, not M blocks)
+    for i in (i for i in range(1, w + 1) if i not in skip):  # one block diagonal at a time (w of them, not M blocks)
         if rows: out[:, :, w - i if lower else i - 1] = Bb[:, i]          # L[m, m - i] (left) or U[m, m + i] (right)
         else:                                                # L[m + i, m]^T (right) or U[m - i, m]^T (left)
             src = m + i if lower else m - i
@@ -74,20 +74,25 @@ def _window_bases(Y,            # (M, P, E) the leaves' windows
     K, tiny = M.bit_length() - 1, torch.finfo(Y.dtype).tiny
     transfers, proj, lost = {}, {K: Y}, {}
     del Y                                                          # held by `proj` alone: released after the first level
+    (a, b), W = (0, 1) if left else (1, 0), max(E, 2 * P)           # a: the child whose window is its parent's; W: at least as wide as tall (left_svd)
+    step = max(1, (1 << 23) // (2 * P * W))                        # parents per chunk: the stacked windows and the QR's copy of them stay near 64 MiB
     for k in range(K, 1, -1):
-        nk, Yc = P << (K - k), proj[k].unflatten(0, (-1, 2))         # children of size nk, in pairs
-        Z = Yc.new_zeros(2 ** (k - 1), 2, P, max(E, 2 * P))        # at least as wide as tall (left_svd)
-        a, b = (0, 1) if left else (1, 0)                          # a: the child whose window is its parent's
-        Z[:, a, :, :E] = Yc[:, a]
-        if nk < E:                                                 # the other reaches past its sibling by E - nk
-            if left: Z[:, b, :, nk:E] = Yc[:, b, :, :E - nk]
-            else: Z[:, b, :, :E - nk] = Yc[:, b, :, nk:]
-        Z = Z.reshape(2 ** (k - 1), 2 * P, -1)
-        u, s = left_svd(Z)
-        lost[k - 1] = float((s[:, P:] / s[:, :1].clamp_min(tiny)).amax()) if s.shape[-1] > P else 0.
-        transfers[k] = u[..., :P].reshape(2 ** k, P, P)
-        proj[k - 1] = (u[..., :P].mT @ Z)[..., :E]
-        del Z, Yc
+        nk, Yc, n = P << (K - k), proj[k].unflatten(0, (-1, 2)), 2 ** (k - 1)   # children of size nk, in pairs
+        T, Pk, lk = Yc.new_empty(n, 2 * P, P), Yc.new_empty(n, P, E), 0.
+        for c in range(0, n, step):
+            Yi = Yc[c:c + step]
+            Z = Yi.new_zeros(len(Yi), 2, P, W)
+            Z[:, a, :, :E] = Yi[:, a]
+            if nk < E:                                             # the other reaches past its sibling by E - nk
+                if left: Z[:, b, :, nk:E] = Yi[:, b, :, :E - nk]
+                else: Z[:, b, :, :E - nk] = Yi[:, b, :, nk:]
+            Z = Z.reshape(len(Yi), 2 * P, W)
+            u, s = left_svd(Z)
+            if s.shape[-1] > P: lk = max(lk, float((s[:, P:] / s[:, :1].clamp_min(tiny)).amax()))
+            T[c:c + step], Pk[c:c + step] = u[..., :P], (u[..., :P].mT @ Z)[..., :E]
+            del Z, u
+        lost[k - 1], transfers[k], proj[k - 1] = lk, T.reshape(2 ** k, P, P), Pk
+        del Yc
         if not keep or k == K: proj.pop(k)
     return transfers, proj, lost
 
@@ -124,17 +129,13 @@ def compress_banded(blk:GFMMBlock,  # the triangular GFMM-block to overwrite: `l
     Bb = Bb.to(dtype=blk.dtype, device=blk.device)
     if Bb.shape[1] <= near[-1]: Bb = torch.cat([Bb, Bb.new_zeros(M, near[-1] + 1 - Bb.shape[1], P, P)], 1)   # zero diagonals up to the farthest
     w = Bb.shape[1] - 1; E = w * P
-    Bw = Bb.clone() if len(near) > 1 else Bb                # what the bases see: the leaves' own far diagonals left out
-    for d in near[1:]: Bw[:, d] = 0
-    for p in (blk.enc, blk.dec, blk.bridge): p.zero_()
-    Tc, _, lost_c = _window_bases(_leaf_windows(Bw, lower, False), not lower, keep=False)   # columns of L reach right, of U left
-    Tr, proj, lost_r = _window_bases(_leaf_windows(Bw, lower, True), lower)       # rows of L reach left, rows of U right
-    del Bw
-    for k in range(2, K + 1):
+    far = near[1:]                                          # what the bases see: the leaves' own far diagonals left out
+    blk.zero_edges()
+    Tc, _, lost_c = _window_bases(_leaf_windows(Bb, lower, False, far), not lower, keep=False)   # columns of L reach right, of U left
+    Tr, proj, lost_r = _window_bases(_leaf_windows(Bb, lower, True, far), lower)       # rows of L reach left, rows of U right
+    for k in range(2, K + 1):                               # edges below the first bridged level carry nothing
         s = slice(2 ** k - 1, 2 ** (k + 1) - 1)
-        blk.dec[s], blk.enc[s] = Tr[k], Tc[k].mT
-    em = blk.edge_mask[:, None, None].to(blk.dtype)
-    blk.dec.mul_(em); blk.enc.mul_(em)                      # edges below the first bridged level carry nothing
+        if bool(blk.edge_mask[2 ** k - 1]): blk.dec[s], blk.enc[s] = Tr[k], Tc[k].mT
     (head_r, tail_r), (head_c, tail_c) = _edge_bases(Tr, M, P, E, blk.dtype), _edge_bases(Tc, M, P, E, blk.dtype)
     o, held = blk.offsets.index(sg), {d: Bb[:, d].clone() for d in near}   # held[d][m]: L[m, m - d] or U[m, m + d]
     for k in range(1, K):                                   # sibling bridges, then what they put on the leaves' bridged blocks

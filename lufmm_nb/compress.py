@@ -13,7 +13,7 @@ import torch
 from .gfmm import GFMMBlock
 from .lunet import LUNet
 from .linop import MatVecOperator
-from .core import SingularBlockError
+from .core import SingularBlockError, all_finite
 from .fmm import nested_bases, zero_diagonal_blocks, expand_bases
 
 # %% ../nbs/07a_compress.ipynb #c273f761
@@ -56,13 +56,11 @@ def compress_gfmm(blk:GFMMBlock,   # the GFMM-block to overwrite (not Toeplitz)
     if not T.is_floating_point(): raise TypeError(f"{where}: expected a floating-point T, got {T.dtype}")
     if not bool(torch.isfinite(T).all()): raise ValueError(f"{where}: T has NaN or Inf entries")
     T = T.to(dtype=blk.dtype, device=blk.device)
-    for p in (blk.enc, blk.dec, blk.bridge): p.zero_()
+    blk.zero_edges()
     (dec, rows, lost_rows), (enc, cols, lost_cols) = _nested_bases(T, M, P)
-    for k in dec:
+    for k in dec:                                                 # edges below the first bridged level carry nothing
         s = slice(2**k - 1, 2**(k + 1) - 1)
-        blk.dec[s], blk.enc[s] = dec[k], enc[k].mT
-    em = blk.edge_mask[:, None, None].to(blk.dtype)
-    blk.dec.mul_(em); blk.enc.mul_(em)                           # edges below the first bridged level carry nothing
+        if bool(blk.edge_mask[2**k - 1]): blk.dec[s], blk.enc[s] = dec[k], enc[k].mT
     def bridge_pairs(k):                                          # (offset, node, source) index triples at level k
         n, start = 2**k, 2**k - 1
         j = torch.arange(n, device=blk.bridge_mask.device)
@@ -185,7 +183,7 @@ def block_tridiagonal_lu(Al:torch.Tensor,   # (M, P, P): the sub-diagonal blocks
     "`block_lu` for a block-tridiagonal matrix given by its three block diagonals: O(M P^3) work and O(M P^2) memory, the same pivots."
     if not (Al.shape == Ad.shape == Au.shape and Ad.ndim == 3 and Ad.shape[1] == Ad.shape[2]):
         raise ValueError(f"{where}: expected three (M, P, P) block diagonals, got shapes {tuple(Al.shape)}, {tuple(Ad.shape)}, {tuple(Au.shape)}")
-    if not all(bool(torch.isfinite(B).all()) for B in (Al[1:], Ad, Au[:-1])): raise ValueError(f"{where}: the block diagonals hold NaN or Inf entries")
+    if not all(all_finite(B) for B in (Al[1:], Ad, Au[:-1])): raise ValueError(f"{where}: the block diagonals hold NaN or Inf entries")
     M, P = Ad.shape[:2]
     Ld, Ud, Ll, Uu = torch.empty_like(Ad), torch.empty_like(Ad), torch.zeros_like(Ad), torch.zeros_like(Ad)
     cond, S = torch.empty(M, dtype=torch.float64), Ad[0]

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['SingularBlockError', 'TrainingDiverged', 'PoorPreconditionerError', 'UnsafeCheckpointError', 'check_int',
            'check_real', 'check_bool', 'check_finite', 'check_dtype', 'check_sizes', 'check_device', 'numpy_dtype',
-           'all_finite']
+           'all_finite', 'lazy_zeros']
 
 # %% ../nbs/00_core.ipynb #e3e8e730
-import math
+import math, mmap
 import numpy as np
 import torch
 
@@ -101,3 +101,15 @@ def all_finite(x)->bool:
     if (x.numel() if isinstance(x, torch.Tensor) else x.size) == 0: return True
     if isinstance(x, torch.Tensor): return bool(torch.isfinite(x.amax())) and bool(torch.isfinite(x.amin()))
     return bool(np.isfinite(x.max())) and bool(np.isfinite(x.min()))
+
+# %% ../nbs/00_core.ipynb #df62dbcb
+def lazy_zeros(*shape:int,                 # the tensor's shape
+               dtype=torch.float32,        # a floating torch dtype
+               device=None,                # torch device (default: the CPU)
+              )->torch.Tensor:
+    "Zeros whose pages are mapped on first write: on the CPU, from 1 MiB up, a private anonymous memory map, so that parts never written take no resident memory; `torch.zeros` elsewhere."
+    device = torch.device('cpu' if device is None else device)
+    nbytes = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
+    if device.type != 'cpu' or nbytes < 2**20 or not hasattr(mmap, 'MAP_PRIVATE'): return torch.zeros(shape, dtype=dtype, device=device)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)   # read faults map the shared zero page
+    return torch.frombuffer(buf, dtype=dtype).reshape(shape)     # the tensor holds the map: unmapped with it

@@ -183,7 +183,7 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
         compress_gfmm(trial.L, L, warn=False); compress_gfmm(trial.U, U, warn=False)
         err, how = rel_error(trial.to_dense(), D), "formed densely"
     if not err <= max(tol, accept): return f"random (compressed factors reproduce A only to {err:.2g} > compress_tol = {tol:g})"
-    for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.copy_(q)
+    for p, q in zip(edge_tensors(net), edge_tensors(trial)): p.data = q.data     # the trial's storage, not a copy of it
     if err <= tol: return 'compress'
     return (f"compress (truncated: the compressed exact block LU reproduces A to {err:.2g} ({how}), above compress_tol = {tol:g} but "
             f"within compress_accept = {accept:g}: the off-diagonal blocks of its exact factors have numerical rank above "
@@ -349,8 +349,13 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
             f"leaf_bridges={lb}: at block distance {', '.join(map(str, lb[1:]))} most of A's blocks are incompressible (numerical rank "
             f"at least {-(-P // 8)} of {P}, and at least half of what their nonzeros allow), a coupling that the tree's nodes (rank {P}) "
             "would truncate; the leaves hold those block diagonals of the factors exactly")
-    net = LUNet(prep.n_blocks, P, dtype=dtype, device=device, init_scale=0. if banded else cfg['init_scale'],
-                far_init_scale=cfg['far_init_scale'], n=prep.n, pad_value=prep.pad_value, perm=prep.perm, leaf_bridges=lb)
+    make = lambda scale: LUNet(prep.n_blocks, P, dtype=dtype, device=device, init_scale=scale, far_init_scale=cfg['far_init_scale'],
+                               n=prep.n, pad_value=prep.pad_value, perm=prep.perm, leaf_bridges=lb)
+    band = cfg.get('band_start', False) and sparse          # 'quick': the band's block LU only, never a dense A
+    first = (sparse and w > 1 and not set(range(1, w + 1)) <= set(lb)     # the leaves miss some of the band's block diagonals: no stage's warm
+             and (cfg.get('init') == 'compress' or band) and blockwise is not False)   # start is exact, so the compressed factors come first
+    rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device is not None and torch.device(device).type == 'cuda' else None)
+    net = make(0. if banded or first else cfg['init_scale'])  # zeros: no random draws, and no memory until written
     transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
     st = dict(phase='blockwise' if blockwise else 'e2e', m=0, stage_step=0, step=0, elapsed=0.,
               frozen=None, opt=None, stopper=None, cfg=cfg, transpose_loss=transpose_loss, blockwise=blockwise,
@@ -359,8 +364,15 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
     if cfg.get('init') == 'compress' and not blockwise:   # block-wise runs try it at the first stage the warm start cannot solve
         hist.init = compressed_start(net, prep.op.scaled(hist.scale), cfg)
         if hist.init.startswith('compress'): st['phase'] = 'polish' if cfg.get('polish_steps') else 'done'
-    band = cfg.get('band_start', False) and prep.op.kind == 'sparse'    # 'quick': the band's block LU only, never a dense A
     st.update(try_compress=(cfg.get('init') == 'compress' or band) and blockwise, exact=True)
+    if first:
+        st['try_compress'] = False
+        hist.init = compressed_start(net, prep.op.scaled(hist.scale), cfg)
+        if hist.init.startswith('compress'): st.update(exact=False, phase='polish' if cfg.get('polish_steps') else 'done')
+        else:                                             # the random start the block-wise training would have had
+            torch.set_rng_state(rng[0])
+            if rng[1] is not None: torch.cuda.set_rng_state(rng[1], device)
+            net = make(cfg['init_scale'])
     return net, hist, st
 
 # %% ../nbs/07d_fit.ipynb #f2a0d13b

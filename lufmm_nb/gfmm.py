@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 from fastcore.basics import patch
-from .core import check_dtype, check_sizes, check_device
+from .core import check_dtype, check_sizes, check_device, lazy_zeros
 
 # %% ../nbs/03_gfmm.ipynb #9623cd74
 BRIDGE_PATTERNS = {
@@ -133,9 +133,9 @@ class GFMMBlock(nn.Module):
         self.register_buffer('bridge_mask', bmask, persistent=False)  # (n_off, n_nodes): bridge block exists
         self.register_buffer('edge_mask', used[level], persistent=False)  # (n_nodes,): enc/dec edge exists
         kw = dict(dtype=dtype, device=device)
-        self.enc = nn.Parameter(torch.empty(n_nodes, P, P, **kw))    # enc[n]: node n -> its parent
-        self.dec = nn.Parameter(torch.empty(n_nodes, P, P, **kw))    # dec[n]: parent -> node n
-        self.bridge = nn.Parameter(torch.empty(len(self.offsets), K + 1 if self.toeplitz else n_nodes, P, P, **kw))
+        self.enc = nn.Parameter(lazy_zeros(n_nodes, P, P, **kw))     # enc[n]: node n -> its parent
+        self.dec = nn.Parameter(lazy_zeros(n_nodes, P, P, **kw))     # dec[n]: parent -> node n
+        self.bridge = nn.Parameter(lazy_zeros(len(self.offsets), K + 1 if self.toeplitz else n_nodes, P, P, **kw))   # edges never written take no memory
         self.to(device)
         self.reset_parameters(init_scale)
 
@@ -177,9 +177,18 @@ def _bridge_index(self:GFMMBlock):
 def reset_parameters(self:GFMMBlock, scale:float=0.1):
     "Draw every edge uniform in [-scale, scale]; structurally absent edges are set to zero."
     with torch.no_grad():
-        for p in (self.enc, self.dec, self.bridge): p.zero_() if scale == 0 else p.uniform_(-scale, scale)   # zeros: no random draws
+        if scale == 0: return self.zero_edges()   # no random draws
+        for p in (self.enc, self.dec, self.bridge): p.uniform_(-scale, scale)
         self.enc.mul_(self.edge_mask[:, None, None]); self.dec.mul_(self.edge_mask[:, None, None])
         if not self.toeplitz: self.bridge.mul_(self.bridge_mask[..., None, None])
+    return self
+
+@patch
+def zero_edges(self:GFMMBlock):
+    "Set every edge to zero, writing only to the tensors that hold a nonzero: edges never written stay out of resident memory (see `lazy_zeros`)."
+    with torch.no_grad():
+        for p in (self.enc, self.dec, self.bridge):
+            if p.any(): p.zero_()
     return self
 
 @patch
@@ -205,7 +214,8 @@ def _masked(self:GFMMBlock, name, make, absent=None):
     key = (param_key(p), self.structure_key())
     cache = self.cache('edges')
     if name not in cache or cache[name][0] != key:
-        zero = absent is not None and not bool(p.detach()[absent].any())     # the usual case: absent edges start at zero
+        d = p.detach()                                                       # the usual case: absent edges start at zero
+        zero = absent is not None and not bool((torch.maximum(d.amax((-2, -1)), -d.amin((-2, -1)))[absent] != 0).any())   # reductions: no copy
         cache[name] = (key, p.detach() if zero else make())                  # and get no gradient: half the memory
     return cache[name][1]
 

@@ -63,7 +63,7 @@ class BlockConditions:
     def __init__(self, B, Binv, bad=None):  # each (M, P, P) or a pair `(X, Y)` meaning `X @ Y` (formed here for the bound, then dropped); bad: (M,) bool, non-finite entries (NaN)
         self.B, self.Binv = B, Binv                                     # kept by reference: the solve caches them anyway
         B, Binv = self._block(B), self._block(Binv)
-        ok = torch.isfinite(Binv).flatten(1).all(1).cpu()                # a non-finite inverse: singular (inf)
+        ok = torch.ones(len(Binv), dtype=torch.bool) if all_finite(Binv) else torch.isfinite(Binv).flatten(1).all(1).cpu()   # a non-finite inverse: singular (inf)
         self.upper = condition_1norm(B, Binv) * B.shape[-1]             # cond_2 <= P cond_1
         self.upper[~ok] = math.inf
         if bad is not None: self.upper[bad.cpu()] = math.nan
@@ -99,8 +99,10 @@ class BlockConditions:
 
 def factor_diagonal_blocks(D):
     "Batched LU of diagonal blocks `D` (M, P, P) and their inverses, with their condition numbers as `BlockConditions`: `(LU, piv, cond, Dinv)`."
-    ok = torch.isfinite(D).flatten(1).all(1)
-    D0 = torch.where(ok[:, None, None], D, torch.zeros((), dtype=D.dtype, device=D.device))
+    if all_finite(D): ok, D0 = torch.ones(len(D), dtype=torch.bool, device=D.device), D
+    else:
+        ok = torch.isfinite(D).flatten(1).all(1)
+        D0 = torch.where(ok[:, None, None], D, torch.zeros((), dtype=D.dtype, device=D.device))
     LU, piv = batched_lu_factor(D0)
     M, P = D.shape[:2]
     Dinv = torch.linalg.lu_solve(LU, piv, torch.eye(P, dtype=D.dtype, device=D.device).expand(M, P, P))

@@ -326,7 +326,7 @@ def _resume(resume, prep, dtype, device, preset, overrides, optimizer, given, wh
         raise ValueError(f"{where}: checkpoint {resume} was trained on another matrix: A's fingerprint ("
                          f"{st['fingerprint'].get('how', 'products')} with fixed random vectors) differs from the stored one by {diff:.3g} (relative)")
     if st.get('rescaled'):
-        with torch.no_grad(): net.L.bridge.div_(hist.scale)
+        net.L.scale_bridges_(1 / hist.scale)
         st['rescaled'] = False
     return net, hist, st
 
@@ -438,7 +438,7 @@ def fit_lu(A,                        # the matrix: tensor, ndarray, scipy sparse
     if default_limit and hist.stopped == 'time_limit':
         hist.choices.append(f"time_limit: none was given, so the preset's {time_limit:g} s applied (pass time_limit= for more)")
     st['elapsed'] = trainer.now()
-    with torch.no_grad(): net.L.bridge.mul_(hist.scale)       # every path of L crosses one bridge: L U ~ A, not A / scale
+    net.L.scale_bridges_(hist.scale)                           # every path of L crosses one bridge: L U ~ A, not A / scale
     _judge(net, Aop, hist, cfg, where)                       # error estimate, pivots, warnings
     hist.products = dict(Aop.products)                       # every product with A and A^T of this call, the judge's included
     st['history'] = hist.to_dict(); st['rescaled'] = True; net.training_state = copy.deepcopy(st)

@@ -137,7 +137,7 @@ class GFMMBlock(nn.Module):
         self.dec = nn.Parameter(lazy_zeros(n_nodes, P, P, **kw))     # dec[n]: parent -> node n
         self.bridge = nn.Parameter(lazy_zeros(len(self.offsets), K + 1 if self.toeplitz else n_nodes, P, P, **kw))   # edges never written take no memory
         self.to(device)
-        self.reset_parameters(init_scale)
+        if init_scale != 0: self.reset_parameters(init_scale)   # else: the fresh edges already read as zeros
 
     def __getstate__(self):                      # deepcopy / pickle: the copy builds its own caches
         state = super().__getstate__(); state.pop('_caches', None); return state
@@ -181,6 +181,16 @@ def reset_parameters(self:GFMMBlock, scale:float=0.1):
         for p in (self.enc, self.dec, self.bridge): p.uniform_(-scale, scale)
         self.enc.mul_(self.edge_mask[:, None, None]); self.dec.mul_(self.edge_mask[:, None, None])
         if not self.toeplitz: self.bridge.mul_(self.bridge_mask[..., None, None])
+    return self
+
+@patch
+def scale_bridges_(self:GFMMBlock, s:float):
+    "Multiply every bridge by `s` in place (every path crosses one bridge, so the block's matrix scales by `s`), writing only to the bridge blocks that hold a nonzero."
+    with torch.no_grad():
+        b = self.bridge
+        live = (b.amax((-2, -1)) != 0) | (b.amin((-2, -1)) != 0)          # NaN counts as live
+        if bool(live.all()): b.mul_(s)
+        else: b[live] = b[live] * s
     return self
 
 @patch

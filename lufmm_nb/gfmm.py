@@ -259,6 +259,15 @@ def num_params(self:GFMMBlock)->int:
         nb = sum(int(self.bridge_mask[o][lv == k].any()) for o in range(len(self.offsets)) for k in range(self.n_levels + 1))
     return (2 * int(self.edge_mask.sum()) + nb) * self.block_size ** 2
 
+@patch(as_prop=True)
+def stored_nbytes(self:GFMMBlock)->int:
+    "Bytes of the edge blocks that hold a nonzero: what the block keeps in memory when the edges never written take none (see `lazy_zeros`)."
+    n = 0
+    for p in (self.enc, self.dec, self.bridge):
+        d = p.detach()
+        n += int(((d.amax((-2, -1)) != 0) | (d.amin((-2, -1)) != 0)).sum()) * d.shape[-2] * d.shape[-1] * d.element_size()
+    return n
+
 @patch
 def _check_input(self:GFMMBlock, x, where):
     if not isinstance(x, torch.Tensor): raise TypeError(f"{where}: expected a torch.Tensor, got {type(x).__name__}")

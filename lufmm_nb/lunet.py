@@ -88,6 +88,7 @@ class LUNet(nn.Module):
     perm = property(lambda self: self.config.get('perm'), doc="The ordering `p` (the factors hold `A[p][:, p]`), or None for the natural order.")
 
     num_params = property(lambda self: self.L.num_params + self.U.num_params)
+    stored_nbytes = property(lambda self: self.L.stored_nbytes + self.U.stored_nbytes, doc="Bytes of the edge blocks of both factors that hold a nonzero (see `GFMMBlock.stored_nbytes`).")
 
     @torch.no_grad()
     def factors(self):

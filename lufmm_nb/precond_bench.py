@@ -85,9 +85,9 @@ def _air_and_splu(A):
     return air, ex
 
 def _factor_mb(M):
-    "MiB held by a factorisation: SuperLU's L + U (values and indices), a learned LU's numbers; None for the others."
+    "MiB held by a factorisation: SuperLU's L + U (values and indices), a learned LU's edge blocks that hold a nonzero; None for the others."
     net = getattr(M, 'net', None)
-    if net is not None: return (net.L.num_params + net.U.num_params) * net.L.enc.element_size() / 2**20
+    if net is not None: return net.stored_nbytes / 2**20
     return getattr(M, 'nbytes', None) and M.nbytes / 2**20
 
 def precond_case(op:str,                  # see `case_matrix`

@@ -75,3 +75,13 @@ def test_wide_band_beyond_dense_sizes_is_factored_inside_the_band(monkeypatch, l
     spilu = krylov_solve(A, b, M=ilu_preconditioner(A), rtol=1e-8, restart=50, maxiter=2000)
     assert lu['converged'] and lu['residual'] <= 1e-8 and lu['iterations'] <= (3 if leaf is None else 35), lu['iterations']
     assert lu['iterations'] < spilu['iterations'] or not spilu['converged'], (lu['iterations'], spilu['iterations'])
+
+
+def test_exact_banded_path_stores_only_its_leaves():
+    "The exact banded start writes the leaves' blocks and nothing else: the tree's edges stay unwritten zeros, which take no memory."
+    from lufmm_nb.gallery import laplacian_2d
+    net, hist = fit_lu(laplacian_2d(32, sparse=True), progress=False)
+    M, P = net.n_blocks, net.block_size
+    assert hist.init == 'banded' and (M, P) == (32, 32)
+    assert net.stored_nbytes == 2 * (2 * M - 1) * P * P * 8            # L_ii, L_{i+1,i}, U_ii, U_{i,i+1}
+    assert net.stored_nbytes < 0.35 * net.num_params * 8

@@ -14,7 +14,7 @@ from .linop import MatVecOperator
 from .lunet import LUNet
 from .compress import block_lu, compress_gfmm, rel_error
 from .solve import lu_pivot_conditions
-from .band_compress import banded_compress_lu, leaf_bridge_distances
+from .band_compress import banded_compress_lu, band_leaf_bridges
 from .gallery import block_bandwidth
 from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
@@ -344,16 +344,12 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
             raise ValueError(f"{where}: leaf_bridges {lb} reach beyond the {prep.n_blocks} blocks of this fit; expected block distances below {prep.n_blocks}")
         hist.choices.append(f"leaf_bridges={lb}: as given")
     elif sparse and w > 1 and (cfg.get('init') == 'compress' or cfg.get('band_start')):   # the compressed start will read the band
-        lb = leaf_bridge_distances(prep.op.sparse_matrix(), P)
-        if len(lb) > 1: hist.choices.append(
-            f"leaf_bridges={lb}: at block distance {', '.join(map(str, lb[1:]))} most of A's blocks are incompressible (numerical rank "
-            f"at least {-(-P // 8)} of {P}, and at least half of what their nonzeros allow), a coupling that the tree's nodes (rank {P}) "
-            "would truncate; the leaves hold those block diagonals of the factors exactly")
+        lb, _, note = band_leaf_bridges(prep.op.sparse_matrix(), P, prep.n_blocks)   # the whole band (exact) or a compressed tree
+        if note: hist.choices.append(note)
     make = lambda scale: LUNet(prep.n_blocks, P, dtype=dtype, device=device, init_scale=scale, far_init_scale=cfg['far_init_scale'],
                                n=prep.n, pad_value=prep.pad_value, perm=prep.perm, leaf_bridges=lb)
     band = cfg.get('band_start', False) and sparse          # 'quick': the band's block LU only, never a dense A
-    first = (sparse and w > 1 and not set(range(1, w + 1)) <= set(lb)     # the leaves miss some of the band's block diagonals: no stage's warm
-             and (cfg.get('init') == 'compress' or band) and blockwise is not False)   # start is exact, so the compressed factors come first
+    first = sparse and w > 1 and (cfg.get('init') == 'compress' or band) and blockwise is not False   # the band's block LU in one pass, before any stage
     rng = (torch.get_rng_state(), torch.cuda.get_rng_state(device) if device is not None and torch.device(device).type == 'cuda' else None)
     net = make(0. if banded or first else cfg['init_scale'])  # zeros: no random draws, and no memory until written
     transpose_loss, blockwise = transpose_loss is not False, blockwise is not False     # None: the defaults, True
@@ -368,7 +364,8 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
     if first:
         st['try_compress'] = False
         hist.init = compressed_start(net, prep.op.scaled(hist.scale), cfg)
-        if hist.init.startswith('compress'): st.update(exact=False, phase='polish' if cfg.get('polish_steps') else 'done')
+        if hist.init == 'compress': st.update(exact=False, phase='done')    # to compress_tol: nothing left for a polish to fix
+        elif hist.init.startswith('compress'): st.update(exact=False, phase='polish' if cfg.get('polish_steps') else 'done')
         else:                                             # the random start the block-wise training would have had
             torch.set_rng_state(rng[0])
             if rng[1] is not None: torch.cuda.set_rng_state(rng[1], device)

@@ -195,10 +195,9 @@ def scale_bridges_(self:GFMMBlock, s:float):
 
 @patch
 def zero_edges(self:GFMMBlock):
-    "Set every edge to zero, writing only to the tensors that hold a nonzero: edges never written stay out of resident memory (see `lazy_zeros`)."
+    "Set every edge to zero by giving each edge tensor fresh `lazy_zeros` storage: nothing is read or written, so the edges written afterwards take memory and the rest none. (Reading never-written zeros maps them to the kernel's zero page, and every later write to such a page then costs a copy-on-write fault.)"
     with torch.no_grad():
-        for p in (self.enc, self.dec, self.bridge):
-            if p.any(): p.zero_()
+        for p in (self.enc, self.dec, self.bridge): p.data = lazy_zeros(*p.shape, dtype=p.dtype, device=p.device)
     return self
 
 @patch

@@ -170,7 +170,7 @@ def bench_precond(quick:bool=False,           # small sizes only (seconds instea
     out = dict(cases=[], scale=[], wide_band=[])
     for op, n, P in cases:
         out['cases'] += precond_case(op, n, P, presets=presets, time_limit=time_limit, verbose=verbose)
-    if verbose and wide_band: print("== bands wider than the block: fit_lu's compressed band LU (preset 'best')", flush=True)
+    if verbose and wide_band: print("== bands wider than the block: fit_lu's band LU, exact at the leaves or compressed (preset 'best')", flush=True)
     for n, P in wide_band:
         out['wide_band'] += precond_case('convection_diffusion_2d', n, P, presets=('best',), verbose=verbose)   # fit_lu's own budgets: a time_limit would all go to the polish
     try: from lufmm_nb.precond_bench import scale_run as run  # the module's copy: picklable for the subprocess

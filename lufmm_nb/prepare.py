@@ -16,7 +16,7 @@ from .linop import MatVecOperator
 from .kernels import is_kernel_matrix, tree_order
 from .lunet import LUNet
 from .compress import block_tridiagonal_lu
-from .band_compress import leaf_bridge_distances
+from .band_compress import leaf_bridge_distances, band_leaf_bridges
 from .core import TrainingDiverged, SingularBlockError
 
 # %% ../nbs/07b_prepare.ipynb #aa8ba38c
@@ -37,9 +37,10 @@ def operator_ordering(Aop:MatVecOperator, order, where:str='fit_lu',
         S = abs(Aop.sparse_matrix()); p = reverse_cuthill_mckee(sp.csr_matrix(S + S.T), symmetric_mode=True).astype(np.int64)
         b0, b1 = Aop.bandwidth(), MatVecOperator(Aop.sparse_matrix()[p][:, p]).bandwidth()
         if order == 'auto' and not b1 < b0: return None, None
-        if order == 'auto' and b1 > max_block:             # a wide band either way: keep A's order if its leaves can hold its far coupling
+        if order == 'auto' and b1 > max_block:             # a wide band either way: where RCM's band would be compressed, keep
             P = block_size if isinstance(block_size, int) and not isinstance(block_size, bool) and block_size >= 1 else 64
-            lb = leaf_bridge_distances(Aop.sparse_matrix(), P)
+            exact = band_leaf_bridges(Aop.sparse_matrix()[p][:, p], P)[1]   # A's order if its leaves can hold its far coupling
+            lb = (1,) if exact else leaf_bridge_distances(Aop.sparse_matrix(), P)
             if len(lb) > 1:
                 return None, (f"order: A's own order kept; reverse Cuthill-McKee would narrow its bandwidth from {b0} only to {b1}, still "
                               f"above {max_block}, while in A's order the full-rank coupling sits on block diagonals {lb[1:]} that the "
@@ -74,8 +75,7 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
     if b is None: return 32, "block_size 32: A is known only by its products, so its bandwidth is unknown"
     target = max(b, min(32, max(1, N // 2)))            # no blocks below 32 (or N / 2): deep trees of tiny blocks only add steps
     if target > max_block:
-        hint = (("the band stays this wide after reverse Cuthill-McKee (a mesh's band grows like sqrt(N) in 2D, N^(2/3) in 3D): expect a weaker preconditioner than "
-                 "the exact factors of a narrow band" if reordered else "A's own order is kept, see the ordering note" if kept_order else
+        hint = (("the band stays this wide after reverse Cuthill-McKee: a mesh's band grows like sqrt(N) in 2D, N^(2/3) in 3D" if reordered else "A's own order is kept, see the ordering note" if kept_order else
                  "reverse Cuthill-McKee does not narrow it, as for a grid numbered "
                  "line by line" if rcm_tried else "an ordering that narrows the band, such as order='rcm', "
                  "would help") if Aop.kind == 'sparse' else
@@ -84,8 +84,9 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
             M = 1 << max(1, round(math.log2(max(N / 64, 2))))   # blocks of about 64, as many as keep the padding small
             P = -(-N // M)
             return P, (f"block_size {P}: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal; "
-                       f"its block LU, computed inside the band, is compressed to rank {P} per node and the factors are approximate ({hint}); "
-                       f"blocks of about 64, here {M} of {P} = {M * P} >= N = {N} so that little is padded")
+                       f"its block LU is computed inside the band ({hint}), with blocks of about 64, here {M} of {P} = {M * P} >= N = {N} so "
+                       "that little is padded; the leaves hold it exactly where the whole band costs about what a tree of rank P would, "
+                       "else it is compressed (see the leaf-bridge note)")
         return 32, (f"block_size 32: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal "
                     f"and the factors are approximate ({hint})")
     M = 2

@@ -53,8 +53,10 @@ def test_windowed_compression_equals_dense_compression(n, P, dtype):
 
 def test_banded_compress_lu_reports_and_refuses():
     A = mesh_like(16, 5)
-    net, info = banded_compress_lu(A, 16)                  # band 19: block bandwidth 2
+    net, info = banded_compress_lu(A, 16, leaf_bridges=(1,))   # band 19: block bandwidth 2, the tree truncates
     assert info['block_bandwidth'] == 2 and 0 <= info['rel_err'] < 0.5 and info['lost'] > 0
+    net, info = banded_compress_lu(A, 16, leaf_bridges=(1, 2))  # the leaves hold the whole band: exact, nothing dropped
+    assert info['rel_err'] < 1e-12 and info['lost'] == 0
     net, info = banded_compress_lu(A, 128)                 # a block holds the band: exact
     assert info['rel_err'] < 1e-12 and info['lost'] < 1e-12
     with pytest.raises(ValueError, match='power of two'): banded_compress_lu(A[:192, :192], 16)   # 12 blocks

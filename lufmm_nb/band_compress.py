@@ -22,6 +22,7 @@ def block_banded_lu(S,                    # scipy sparse (N, N), N a multiple of
                     dtype=torch.float64,  # dtype of the factors
                     where:str='block_banded_lu', # the public function to name in errors
                     max_cond:float=None,  # largest accepted pivot condition number (default: 1 / eps of the dtype)
+                    split:str='svd',      # how each pivot block is split between L and U (`pivot_step`): 'svd' (even, `block_lu`'s) or 'lu' (triangular, faster)
                    ):                     # `(Lb, Ub, cond)`: (M, w + 1, P, P) block diagonals of L and U, pivot conditions (M,)
     "Block LU without pivoting of a sparse matrix, computed inside its band: `Lb[m, i] = L[m, m - i]`, `Ub[m, i] = U[m, m + i]`; the same factors as `block_lu` of the dense matrix."
     if not sp.issparse(S): raise TypeError(f"{where}: expected a scipy sparse matrix, got {type(S).__name__}")
@@ -39,7 +40,7 @@ def block_banded_lu(S,                    # scipy sparse (N, N), N a multiple of
     h = min(w + 1, M); W[:h * P, :h * P] = read(0, h, 0, h)
     for m in range(M):                                       # sequential: each pivot needs the previous update
         k = min(w, M - 1 - m); e = (k + 1) * P               # k live blocks below and to the right
-        Lmm, Umm, Urow, Lcol, cond[m] = pivot_step(W[:P, :P], W[:P, P:e] if k else None, W[P:e, :P] if k else None, m, where, max_cond)
+        Lmm, Umm, Urow, Lcol, cond[m] = pivot_step(W[:P, :P], W[:P, P:e] if k else None, W[P:e, :P] if k else None, m, where, max_cond, split)
         Lb[m, 0], Ub[m, 0] = Lmm, Umm
         if not k: break
         i = torch.arange(1, k + 1)
@@ -226,7 +227,8 @@ def banded_compress_lu(A,                    # scipy sparse (N, N), N = M P with
         raise ValueError(f"{where}: expected a square A with N = M * block_size, M a power of two >= 2, got shape {A.shape} and block_size {P!r}")
     if isinstance(leaf_bridges, str) and leaf_bridges == 'auto': leaf_bridges = leaf_bridge_distances(A, P)
     net = LUNet(M, P, dtype=dtype, device=device, far_init_scale=0., init_scale=0., leaf_bridges=leaf_bridges)   # checks leaf_bridges
-    Lb, Ub, cond = block_banded_lu(A, P, where=where)
+    w = block_bandwidth(A, P)                                       # leaves that hold the whole band store the factors as they are:
+    Lb, Ub, cond = block_banded_lu(A, P, where=where, split='lu' if set(range(1, w + 1)) <= set(net.config['leaf_bridges']) else 'svd')   # no even split needed
     w = Lb.shape[1] - 1
     iL = compress_banded(net.L, Lb, True); del Lb                   # each factor's band is released once it is written
     iU = compress_banded(net.U, Ub, False); del Ub

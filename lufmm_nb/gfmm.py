@@ -185,12 +185,13 @@ def reset_parameters(self:GFMMBlock, scale:float=0.1):
 
 @patch
 def scale_bridges_(self:GFMMBlock, s:float):
-    "Multiply every bridge by `s` in place (every path crosses one bridge, so the block's matrix scales by `s`), writing only to the bridge blocks that hold a nonzero."
+    "Multiply every bridge by `s` in place (every path crosses one bridge, so the block's matrix scales by `s`), writing, for each offset, only the run of nodes from its first to its last bridge block that holds a nonzero."
     with torch.no_grad():
         b = self.bridge
-        live = (b.amax((-2, -1)) != 0) | (b.amin((-2, -1)) != 0)          # NaN counts as live
-        if bool(live.all()): b.mul_(s)
-        else: b[live] = b[live] * s
+        live = ((b.amax((-2, -1)) != 0) | (b.amin((-2, -1)) != 0)).cpu()  # NaN counts as live
+        for o in range(len(b)):
+            at = live[o].nonzero().flatten()
+            if len(at): b[o, int(at[0]):int(at[-1]) + 1].mul_(s)
     return self
 
 @patch

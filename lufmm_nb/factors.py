@@ -159,7 +159,7 @@ def preconditioner_deviation(net,            # a `LUNet`
     f64 = lambda Y: torch.as_tensor(Y).double().cpu()
     to = lambda X: X.to(dtype=Aop.dtype, device=Aop.device)
     def solve(X, transpose=False):                                       # None: the solve overflows or meets a singular pivot
-        try: return f64(lu_solve(net, X, transpose=transpose))
+        try: return f64(lu_solve(net, X.to(dtype=net.dtype, device=net.device), transpose=transpose))   # in the factors' dtype (float32 too)
         except ValueError: return None
     return _deviation_estimate(solve, lambda Z: f64(Aop.matmat(to(Z))), (lambda Z: f64(Aop.rmatmat(to(Z)))) if Aop.has_transpose else None,
                               net.n, k, power_steps, seed)

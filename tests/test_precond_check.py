@@ -76,3 +76,14 @@ def test_factors_whose_solve_overflows_are_refused_with_the_reason():
     assert e.value.deviation == float('inf')
     with pytest.warns(UserWarning, match='overflows or meets a singular pivot'): net.as_preconditioner(A)
     with pytest.raises(ValueError, match='the network is for N = 32 but A has N = 16'): preconditioner_deviation(net, np.eye(16))
+
+
+@pytest.mark.parametrize('sparse', [True, False])
+def test_float32_factors_are_checked_against_a_float64_matrix(sparse):
+    "A float32 network preconditions a float64 A: the check solves in the factors' dtype and accepts good factors."
+    A = scrambled_poisson(12)
+    net, h = fit_lu(A if sparse else A.toarray(), dtype=torch.float32, progress=False)
+    M = net.as_preconditioner(A, check='raise')
+    assert M.deviation < 1e-3, M.deviation
+    b = np.ones(A.shape[0]); x = M.matvec(A @ b)
+    assert np.linalg.norm(x - b) / np.linalg.norm(b) < 1e-4

@@ -89,6 +89,12 @@ def auto_block_size(Aop:MatVecOperator, n_blocks:int=None, max_block:int=256, re
                        "else it is compressed (see the leaf-bridge note)")
         return 32, (f"block_size 32: A's bandwidth {b} is above {max_block}, so no affordable block size makes A block tridiagonal "
                     f"and the factors are approximate ({hint})")
+    if Aop.kind == 'sparse' and target > 128:            # blocks covering the band would store 4 N b numbers; blocks of about 64
+        M = 1 << max(1, round(math.log2(max(N / 64, 2))))   # with the band's few block diagonals at the leaves store about 2 N (b + 64)
+        P = -(-N // M)
+        return P, (f"block_size {P}: A's bandwidth is {b}; blocks that cover it would make A block tridiagonal, but their factors would "
+                   f"store about 4 N b numbers, while blocks of about 64 (here {M} of {P} = {M * P} >= N = {N}) with the band's "
+                   f"{-(-b // P)} block diagonals held at the leaves store its exact block LU in about 2 N (b + {P})")
     M = 2
     while -(-N // (2 * M)) >= target: M *= 2            # the most blocks whose size still covers the band: the least padding
     P = max(target, -(-N // M))

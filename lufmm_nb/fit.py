@@ -367,6 +367,9 @@ def _start(prep, cfg, preset, normalize, transpose_loss, blockwise, probes, seed
         if hist.init == 'compress': st.update(exact=False, phase='done')    # to compress_tol: nothing left for a polish to fix
         elif hist.init.startswith('compress'): st.update(exact=False, phase='polish' if cfg.get('polish_steps') else 'done')
         else:                                             # the random start the block-wise training would have had
+            hist.warn(f"{where}: no closed-form start for this band: {hist.init[len('random ('):-1]}. Training from random weights "
+                      f"across a band {w} blocks wide rarely reaches a useful preconditioner within the time limit; a larger "
+                      "compress_max_numbers (memory permitting), another block_size or an ordering with a narrower band may help")
             torch.set_rng_state(rng[0])
             if rng[1] is not None: torch.cuda.set_rng_state(rng[1], device)
             net = make(cfg['init_scale'])

@@ -86,3 +86,13 @@ def test_exact_banded_path_stores_only_its_leaves():
     assert hist.init == 'banded' and (M, P) == (32, 32)
     assert net.stored_nbytes == 2 * (2 * M - 1) * P * P * 8            # L_ii, L_{i+1,i}, U_ii, U_{i,i+1}
     assert net.stored_nbytes < 0.35 * net.num_params * 8
+
+
+def test_a_band_over_budget_is_said_before_training():
+    "When the band's block LU does not fit compress_max_numbers, the fit says so at the start, not only in its verdict."
+    A = convection_diffusion_2d(64, sparse=True)
+    net, h, t, w = _fit_below_the_band(A, 16, compress_max_numbers=10**4, time_limit=2.)
+    msgs = [str(x.message) for x in w]
+    assert msgs and msgs[0].startswith('fit_lu: no closed-form start for this band') and 'compress_max_numbers' in msgs[0], msgs
+    assert h.init.startswith('random (') and any('reproduce A only to' in m for m in msgs[1:])
+    assert t < 2 * 1.1 + 3, t

@@ -162,9 +162,10 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
     if Sop.op.kind == 'sparse':                              # inside the band: no N x N matrix, at any N
         S = Sop.op.sparse_matrix(); w = block_bandwidth(S, P)   # finite: MatVecOperator checks a sparse A's entries
         if w <= 1 and far_field_zero(net): return exact_note
-        need, cap = 6 * N * (w + 1) * P, cfg.get('compress_max_numbers', PRESETS['best']['compress_max_numbers'])
-        if need > cap: return (f"random (the band's factors and their windows need about {need:,} numbers at block bandwidth {w}, "
-                               f"above compress_max_numbers = {cap:,})")
+        held = set(range(1, w + 1)) <= set(net.config.get('leaf_bridges', (1,)))   # the leaves hold the whole band: no windows
+        need, cap = (4 if held else 6) * N * (w + 1) * P, cfg.get('compress_max_numbers', PRESETS['best']['compress_max_numbers'])
+        if need > cap: return (f"random (the band's factors {'' if held else 'and their windows '}need about {need:,} numbers at block "
+                               f"bandwidth {w}, above compress_max_numbers = {cap:,})")
         try: trial, info = banded_compress_lu(S / Sop.s, P, dtype=net.dtype, device=net.device, where='fit_lu',
                                               leaf_bridges=net.config.get('leaf_bridges', (1,)))
         except SingularBlockError as e: return f"random (no block LU without pivoting: pivot block {e.block} has condition number {e.cond:.3g})"

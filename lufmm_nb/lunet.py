@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.basics import patch
 from .gfmm import clear_caches
 from .triangular import lower_block, upper_block
-from .core import check_sizes, check_device, UnsafeCheckpointError
+from .core import check_sizes, check_device, UnsafeCheckpointError, lazy_zeros
 from .linop import MatVecOperator   # re-exported: code written for earlier versions imports it from here
 
 # %% ../nbs/06_lunet.ipynb #275ce2ef
@@ -244,6 +244,25 @@ def _read_checkpoint(path:Path, where:str):
         raise ValueError(f"{where}: {path} is not a readable LUNet checkpoint (truncated or foreign file): {_first_line(e)}") from None
 
 # %% ../nbs/06_lunet.ipynb #8d0ee9cf
+@torch.no_grad()
+def _load_live(net, sd):
+    "`net.load_state_dict(sd)`, writing only the edge blocks that hold a nonzero into fresh `lazy_zeros`: edges a checkpoint stores as zeros take no memory once loaded."
+    own = dict(net.named_parameters())
+    if not isinstance(sd, dict) or set(own) != set(sd):
+        got = set(sd) if isinstance(sd, dict) else set()
+        raise RuntimeError(f"Missing key(s) in state_dict: {sorted(set(own) - got)}; unexpected key(s): {sorted(got - set(own))}")
+    for k, p in own.items():
+        v = sd[k]
+        if not isinstance(v, torch.Tensor): raise TypeError(f"{k}: expected a tensor, got {type(v).__name__}")
+        if v.shape != p.shape:
+            raise RuntimeError(f"size mismatch for {k}: copying a param with shape {tuple(v.shape)} from checkpoint, the shape in "
+                               f"current model is {tuple(p.shape)}")
+        v = v.to(dtype=p.dtype)
+        live = ((v.amax((-2, -1)) != 0) | (v.amin((-2, -1)) != 0)) if v.dim() >= 2 and v.numel() else torch.ones(v.shape[:-2], dtype=torch.bool)
+        p.data = lazy_zeros(*p.shape, dtype=p.dtype, device=p.device)   # NaN counts as live: refused after loading
+        if bool(live.all()): p.data.copy_(v)
+        elif bool(live.any()): p.data[live.to(p.device)] = v[live].to(p.device)
+
 @patch(cls_method=True)
 def load(cls:LUNet, path,             # a file written by `LUNet.save`
          map_location=None,           # device for the weights
@@ -272,7 +291,7 @@ def load(cls:LUNet, path,             # a file written by `LUNet.save`
                    n=cfg.get('n'), pad_value=cfg.get('pad_value', 1.0), perm=cfg.get('perm'), leaf_bridges=cfg.get('leaf_bridges', (1,)))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ValueError(f"LUNet.load: {path} holds an invalid configuration {cfg}: {e}") from None
-    try: net.load_state_dict(ck['state_dict'])
+    try: _load_live(net, ck['state_dict'])
     except (RuntimeError, TypeError, AttributeError) as e:
         raise ValueError(f"LUNet.load: weights in {path} do not fit the stored configuration: {e}") from None
     bad = [k for k, v in ck['state_dict'].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]

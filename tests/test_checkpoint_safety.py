@@ -85,3 +85,22 @@ def test_no_unsafe_load_in_library():
         for bad in ('weights_only=False', 'pickle.load(', 'pickle.loads(', 'allow_pickle=True', 'torch.load('):
             hits = [l for l in code if bad in l and not (bad == 'torch.load(' and 'weights_only=True' in l)]
             assert not hits, f"{f.name}: {hits}"
+
+
+def test_a_loaded_network_keeps_its_unwritten_edges_out_of_memory(tmp_path):
+    "Edges a checkpoint stores as zeros are not written on loading: the loaded network holds its live blocks only, bit for bit."
+    import gc, os
+    import torch
+    from lufmm_nb import LUNet
+    if not os.path.exists('/proc/self/statm'): return
+    res = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    net = LUNet(64, 256, dtype=torch.float64, init_scale=0.)             # 400+ MiB of edges allocated, none written
+    with torch.no_grad():
+        for B in (net.L, net.U): B.bridge[B.offsets.index(0), 63:] = torch.eye(256, dtype=torch.float64)
+    path = net.save(tmp_path / 'net.pt'); del net; gc.collect()
+    r0 = res()
+    net = LUNet.load(path); gc.collect()
+    allocated = sum(p.numel() * p.element_size() for p in net.parameters())
+    assert net.stored_nbytes == 2 * 64 * 256 * 256 * 8
+    assert res() - r0 < 0.5 * allocated, (res() - r0, allocated)       # writing every edge would take all of it
+    for B in (net.L, net.U): assert torch.equal(B.bridge[B.offsets.index(0), 63:], torch.eye(256, dtype=torch.float64).expand(64, 256, 256))

@@ -23,7 +23,8 @@ def block_banded_lu(S,                    # scipy sparse (N, N), N a multiple of
                     where:str='block_banded_lu', # the public function to name in errors
                     max_cond:float=None,  # largest accepted pivot condition number (default: 1 / eps of the dtype)
                     split:str='svd',      # how each pivot block is split between L and U (`pivot_step`): 'svd' (even, `block_lu`'s) or 'lu' (triangular, faster)
-                   ):                     # `(Lb, Ub, cond)`: (M, w + 1, P, P) block diagonals of L and U, pivot conditions (M,)
+                    out=None,             # `(Lo, Uo, lo, uo)`: write `L[m, m - i]` to `Lo[lo[i], m]` and `U[m, m + i]` to `Uo[uo[i], m]` instead (a network's leaf bridges)
+                   ):                     # `(Lb, Ub, cond)`: (M, w + 1, P, P) block diagonals of L and U (None with `out`), pivot conditions (M,)
     "Block LU without pivoting of a sparse matrix, computed inside its band: `Lb[m, i] = L[m, m - i]`, `Ub[m, i] = U[m, m + i]`; the same factors as `block_lu` of the dense matrix."
     if not sp.issparse(S): raise TypeError(f"{where}: expected a scipy sparse matrix, got {type(S).__name__}")
     S, P = sp.csr_matrix(S), block_size
@@ -33,7 +34,13 @@ def block_banded_lu(S,                    # scipy sparse (N, N), N a multiple of
         raise ValueError(f"{where}: block_size must be a positive int dividing N = {N}, got {P!r}")
     if not np.isfinite(S.data).all(): raise ValueError(f"{where}: A has NaN or Inf entries")
     M, w = N // P, block_bandwidth(S, P)
-    Lb, Ub = torch.zeros(M, w + 1, P, P, dtype=dtype), torch.zeros(M, w + 1, P, P, dtype=dtype)
+    if out is None:
+        Lb, Ub = torch.zeros(M, w + 1, P, P, dtype=dtype), torch.zeros(M, w + 1, P, P, dtype=dtype)
+        Lo, Uo, lo, uo = Lb.transpose(0, 1), Ub.transpose(0, 1), torch.arange(w + 1), torch.arange(w + 1)
+    else:
+        (Lo, Uo, lo, uo), Lb, Ub = out, None, None
+        lo, uo = torch.as_tensor(lo, dtype=torch.long), torch.as_tensor(uo, dtype=torch.long)
+        if len(lo) < w + 1 or len(uo) < w + 1: raise ValueError(f"{where}: out holds {min(len(lo), len(uo)) - 1} block diagonals, the band needs {w}")
     cond, n = torch.empty(M, dtype=torch.float64), (w + 1) * P
     read = lambda r0, r1, c0, c1: torch.from_numpy(S[r0 * P:min(r1, M) * P, c0 * P:min(c1, M) * P].toarray()).to(dtype)
     W = torch.zeros(n, n, dtype=dtype)                       # the live part of the Schur complement
@@ -41,11 +48,11 @@ def block_banded_lu(S,                    # scipy sparse (N, N), N a multiple of
     for m in range(M):                                       # sequential: each pivot needs the previous update
         k = min(w, M - 1 - m); e = (k + 1) * P               # k live blocks below and to the right
         Lmm, Umm, Urow, Lcol, cond[m] = pivot_step(W[:P, :P], W[:P, P:e] if k else None, W[P:e, :P] if k else None, m, where, max_cond, split)
-        Lb[m, 0], Ub[m, 0] = Lmm, Umm
+        Lo[lo[0], m], Uo[uo[0], m] = Lmm.to(Lo), Umm.to(Uo)
         if not k: break
         i = torch.arange(1, k + 1)
-        Ub[m, 1:k + 1] = Urow.reshape(P, k, P).transpose(0, 1)
-        Lb[m + i, i] = Lcol.reshape(k, P, P)
+        Uo[uo[i], m] = Urow.reshape(P, k, P).transpose(0, 1).to(Uo)
+        Lo[lo[i], m + i] = Lcol.reshape(k, P, P).to(Lo)
         T = W[P:e, P:e] - Lcol @ Urow
         W.zero_(); W[:e - P, :e - P] = T
         j = m + w + 1                                        # the block row and column entering the window
@@ -227,11 +234,16 @@ def banded_compress_lu(A,                    # scipy sparse (N, N), N = M P with
         raise ValueError(f"{where}: expected a square A with N = M * block_size, M a power of two >= 2, got shape {A.shape} and block_size {P!r}")
     if isinstance(leaf_bridges, str) and leaf_bridges == 'auto': leaf_bridges = leaf_bridge_distances(A, P)
     net = LUNet(M, P, dtype=dtype, device=device, far_init_scale=0., init_scale=0., leaf_bridges=leaf_bridges)   # checks leaf_bridges
-    w = block_bandwidth(A, P)                                       # leaves that hold the whole band store the factors as they are:
-    Lb, Ub, cond = block_banded_lu(A, P, where=where, split='lu' if set(range(1, w + 1)) <= set(net.config['leaf_bridges']) else 'svd')   # no even split needed
-    w = Lb.shape[1] - 1
-    iL = compress_banded(net.L, Lb, True); del Lb                   # each factor's band is released once it is written
-    iU = compress_banded(net.U, Ub, False); del Ub
+    w = block_bandwidth(A, P)
+    if set(range(1, w + 1)) <= set(net.config['leaf_bridges']):     # the leaves hold the whole band: the factors go straight into them
+        L, U = net.L.zero_edges(), net.U.zero_edges()
+        out = (L.bridge.data[:, M - 1:], U.bridge.data[:, M - 1:], [L.offsets.index(-i) for i in range(w + 1)], [U.offsets.index(i) for i in range(w + 1)])
+        _, _, cond = block_banded_lu(A, P, where=where, split='lu', out=out)   # in float64; no even split needed, no band held twice
+        iL = iU = dict(lost_rows={}, lost_cols={})
+    else:
+        Lb, Ub, cond = block_banded_lu(A, P, where=where)
+        iL = compress_banded(net.L, Lb, True); del Lb               # each factor's band is released once it is written
+        iU = compress_banded(net.U, Ub, False); del Ub
     Z = torch.randn(N, 4, generator=torch.Generator().manual_seed(20261206), dtype=torch.float64)
     Y = torch.from_numpy(np.asarray(sp.csr_matrix(A) @ Z.numpy()))
     with torch.no_grad(): Yh = net(Z.T.to(dtype=net.dtype, device=net.device)).T.double().cpu()

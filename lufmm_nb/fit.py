@@ -14,7 +14,7 @@ from .linop import MatVecOperator
 from .lunet import LUNet
 from .compress import block_lu, compress_gfmm, rel_error
 from .solve import lu_pivot_conditions
-from .band_compress import banded_compress_lu, band_leaf_bridges
+from .band_compress import banded_compress_lu, band_leaf_bridges, holds_band
 from .gallery import block_bandwidth
 from .training import edge_tensors, far_field_zero
 from .prepare import prepare_operator, training_scale, banded_start
@@ -162,7 +162,7 @@ def compressed_start(net:LUNet, Sop, cfg:dict)->str:
     if Sop.op.kind == 'sparse':                              # inside the band: no N x N matrix, at any N
         S = Sop.op.sparse_matrix(); w = block_bandwidth(S, P)   # finite: MatVecOperator checks a sparse A's entries
         if w <= 1 and far_field_zero(net): return exact_note
-        held = set(range(1, w + 1)) <= set(net.config.get('leaf_bridges', (1,)))   # the leaves hold the whole band: no windows
+        held = holds_band(net.config.get('leaf_bridges', (1,)), w)         # the leaves hold the whole band: no windows
         need, cap = (4 if held else 6) * N * (w + 1) * P, cfg.get('compress_max_numbers', PRESETS['best']['compress_max_numbers'])
         if need > cap: return (f"random (the band's factors {'' if held else 'and their windows '}need about {need:,} numbers at block "
                                f"bandwidth {w}, above compress_max_numbers = {cap:,})")

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['BRIDGE_PATTERNS', 'bridge_offsets', 'gfmm_reference_dense', 'weights_fingerprint', 'param_key', 'clear_caches',
-           'GFMMBlock', 'gfmm_from_fmm']
+           'GFMMBlock', 'live_blocks', 'gfmm_from_fmm']
 
 # %% ../nbs/03_gfmm.ipynb #59bfdec3
 import math
@@ -183,12 +183,17 @@ def reset_parameters(self:GFMMBlock, scale:float=0.1):
         if not self.toeplitz: self.bridge.mul_(self.bridge_mask[..., None, None])
     return self
 
+def live_blocks(t:torch.Tensor, # (..., P, P) blocks
+               )->torch.Tensor:  # (...,) bool
+    "Which P x P blocks of `t` hold a nonzero (NaN counts), from two reductions: no copy of `t`."
+    return (t.amax((-2, -1)) != 0) | (t.amin((-2, -1)) != 0)
+
 @patch
 def scale_bridges_(self:GFMMBlock, s:float):
     "Multiply every bridge by `s` in place (every path crosses one bridge, so the block's matrix scales by `s`), writing, for each offset, only the run of nodes from its first to its last bridge block that holds a nonzero."
     with torch.no_grad():
         b = self.bridge
-        live = ((b.amax((-2, -1)) != 0) | (b.amin((-2, -1)) != 0)).cpu()  # NaN counts as live
+        live = live_blocks(b).cpu()
         for o in range(len(b)):
             at = live[o].nonzero().flatten()
             if len(at): b[o, int(at[0]):int(at[-1]) + 1].mul_(s)
@@ -225,7 +230,7 @@ def _masked(self:GFMMBlock, name, make, absent=None):
     cache = self.cache('edges')
     if name not in cache or cache[name][0] != key:
         d = p.detach()                                                       # the usual case: absent edges start at zero
-        zero = absent is not None and not bool((torch.maximum(d.amax((-2, -1)), -d.amin((-2, -1)))[absent] != 0).any())   # reductions: no copy
+        zero = absent is not None and not bool(live_blocks(d)[absent].any())
         cache[name] = (key, p.detach() if zero else make())                  # and get no gradient: half the memory
     return cache[name][1]
 
@@ -264,8 +269,7 @@ def stored_nbytes(self:GFMMBlock)->int:
     "Bytes of the edge blocks that hold a nonzero: what the block keeps in memory when the edges never written take none (see `lazy_zeros`)."
     n = 0
     for p in (self.enc, self.dec, self.bridge):
-        d = p.detach()
-        n += int(((d.amax((-2, -1)) != 0) | (d.amin((-2, -1)) != 0)).sum()) * d.shape[-2] * d.shape[-1] * d.element_size()
+        n += int(live_blocks(p.detach()).sum()) * p.shape[-2] * p.shape[-1] * p.element_size()
     return n
 
 @patch

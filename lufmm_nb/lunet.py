@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np, torch
 from torch import nn
 from fastcore.basics import patch
-from .gfmm import clear_caches
+from .gfmm import clear_caches, live_blocks
 from .triangular import lower_block, upper_block
 from .core import check_sizes, check_device, UnsafeCheckpointError, lazy_zeros
 from .linop import MatVecOperator   # re-exported: code written for earlier versions imports it from here
@@ -258,7 +258,7 @@ def _load_live(net, sd):
             raise RuntimeError(f"size mismatch for {k}: copying a param with shape {tuple(v.shape)} from checkpoint, the shape in "
                                f"current model is {tuple(p.shape)}")
         v = v.to(dtype=p.dtype)
-        live = ((v.amax((-2, -1)) != 0) | (v.amin((-2, -1)) != 0)) if v.dim() >= 2 and v.numel() else torch.ones(v.shape[:-2], dtype=torch.bool)
+        live = live_blocks(v) if v.numel() else torch.ones(v.shape[:-2], dtype=torch.bool)
         p.data = lazy_zeros(*p.shape, dtype=p.dtype, device=p.device)   # NaN counts as live: refused after loading
         if bool(live.all()): p.data.copy_(v)
         elif bool(live.any()): p.data[live.to(p.device)] = v[live].to(p.device)
